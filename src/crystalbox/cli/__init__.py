@@ -1,0 +1,1 @@
+"""The ``crystalbox`` command line."""
