@@ -1,0 +1,56 @@
+"""The only module that knows nnsight's API and its version differences (written for nnsight 0.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nnsight
+from nnsight import Envoy
+
+NNSIGHT_VERSION: str = getattr(nnsight, "__version__", "unknown")
+
+try:  # nnsight >= 0.8: TransformersModel replaces the deprecated LanguageModel
+    from nnsight import TransformersModel as BaseModel
+except ImportError:  # pragma: no cover - nnsight < 0.8
+    from nnsight import LanguageModel as BaseModel  # type: ignore[assignment,no-redef]
+
+__all__ = [
+    "NNSIGHT_VERSION",
+    "BaseModel",
+    "Envoy",
+    "base_init_kwargs",
+    "first_element",
+    "replace_first_element",
+    "save",
+]
+
+
+def base_init_kwargs(task: str, tokenizer: Any, rename: dict[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``BaseModel.__init__`` wrapping an already-loaded module."""
+    return {"task": task, "tokenizer": tokenizer, "rename": rename}
+
+
+def save(value: Any) -> Any:
+    """Keep ``value`` alive past the end of the trace."""
+    return nnsight.save(value)
+
+
+def first_element(value: Any) -> Any:
+    """The hidden states of a module output that may be a tensor, tuple, list or ModelOutput."""
+    if isinstance(value, (tuple, list)):
+        return value[0]
+    if hasattr(value, "last_hidden_state"):
+        return value.last_hidden_state
+    return value
+
+
+def replace_first_element(original: Any, new: Any) -> Any:
+    """``original`` with its hidden states replaced by ``new``, keeping the container type."""
+    if isinstance(original, tuple):
+        return (new, *original[1:])
+    if isinstance(original, list):
+        return [new, *original[1:]]
+    if hasattr(original, "last_hidden_state"):
+        original.last_hidden_state = new
+        return original
+    return new

@@ -1,0 +1,149 @@
+"""Resolve a spec (registered, discovered, or overridden) against one concrete model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from torch import nn
+
+from crystalbox.arch.discovery import discover_spec
+from crystalbox.arch.registry import get_spec
+from crystalbox.arch.spec import ArchSpec
+from crystalbox.errors import ArchitectureError
+
+PER_LAYER_ROLES = ("attention", "mlp", "mlp_output", "mixer", "router")
+TOP_ROLES = ("layers", "embed_tokens", "lm_head", "ln_final")
+
+
+@dataclass(frozen=True)
+class ResolvedArch:
+    """Concrete module paths of every role in one model; per-layer roles are None where absent."""
+
+    model_type: str
+    spec: ArchSpec
+    source: Literal["registered", "discovered"]
+    layers: str
+    embed_tokens: str
+    lm_head: str
+    ln_final: str | None
+    attention: tuple[str | None, ...]  # relative to each layer
+    mlp: tuple[str | None, ...]
+    mlp_output: tuple[str | None, ...]
+    mixer: tuple[str | None, ...]
+    router: tuple[str | None, ...]
+    num_layers: int
+    num_heads: int | None
+    hidden_size: int
+    vocab_size: int
+
+
+def resolve_arch(model: nn.Module, overrides: dict[str, Any] | None = None) -> ResolvedArch:
+    """Resolve every role of ``model``; raise ArchitectureError naming each role that does not resolve."""
+    config = getattr(model, "config", None)
+    model_type = str(getattr(config, "model_type", type(model).__name__))
+    spec = get_spec(model_type)
+    source: Literal["registered", "discovered"] = "registered"
+    if spec is None:
+        spec, source = discover_spec(model), "discovered"
+    if overrides:
+        spec = _apply_overrides(spec, overrides)
+
+    problems: list[str] = []
+    for role in ("layers", "embed_tokens", "lm_head"):
+        path = getattr(spec, role)
+        if not path or _get(model, path) is None:
+            problems.append(f"{role}: {'no path' if not path else repr(path) + ' is not a module'}")
+    if spec.ln_final is not None and _get(model, spec.ln_final) is None:
+        problems.append(f"ln_final: {spec.ln_final!r} is not a module (declare it absent with ln_final=None)")
+    layer_list = _get(model, spec.layers) if spec.layers else None
+    if spec.layers and layer_list is not None and not isinstance(layer_list, (nn.ModuleList, nn.Sequential)):
+        problems.append(f"layers: {spec.layers!r} is a {type(layer_list).__name__}, not a ModuleList")
+        layer_list = None
+    per_layer: dict[str, tuple[str | None, ...]] = {}
+    if layer_list is not None:
+        layers = list(layer_list)
+        for role in PER_LAYER_ROLES:
+            alternatives = getattr(spec, role)
+            per_layer[role] = tuple(_first_present(layer, alternatives) for layer in layers)
+        if not any(per_layer["attention"]) and not any(per_layer["mixer"]) and spec.attention is not None:
+            problems.append(
+                f"attention: none of {spec.attention} found in any layer of {spec.layers!r} "
+                f"(children of layer 0: {_child_names(layers[0])})"
+            )
+        if spec.mlp is not None and not any(per_layer["mlp"]):
+            problems.append(
+                f"mlp: none of {spec.mlp} found in any layer (children of layer 0: {_child_names(layers[0])}); "
+                f"declare it absent with mlp=None"
+            )
+    if problems:
+        raise ArchitectureError(
+            f"cannot resolve the roles of {model_type!r} ({source} spec):\n  - "
+            + "\n  - ".join(problems)
+            + "\nPass the paths yourself, e.g. StandardizedTransformer(model, roles={'ln_final': 'model.norm', "
+            "'attention': ('self_attn',)}) (paths are attribute paths printed by print(model)), "
+            "or register an ArchSpec with crystalbox.register_spec."
+        )
+    assert layer_list is not None  # for type checkers: problems would have been raised
+    if spec.mlp_output is None:
+        per_layer["mlp_output"] = per_layer["mlp"]
+    return ResolvedArch(
+        model_type=model_type,
+        spec=spec,
+        source=source,
+        layers=spec.layers,
+        embed_tokens=spec.embed_tokens,
+        lm_head=spec.lm_head,
+        ln_final=spec.ln_final,
+        num_layers=len(layer_list),
+        num_heads=_config_int(config, spec.num_heads_keys),
+        hidden_size=_config_int(config, spec.hidden_size_keys) or _embed_dim(model, spec),
+        vocab_size=_config_int(config, spec.vocab_size_keys) or 0,
+        **per_layer,
+    )
+
+
+def _apply_overrides(spec: ArchSpec, overrides: dict[str, Any]) -> ArchSpec:
+    known = {f.name for f in dataclasses.fields(ArchSpec)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown role override(s) {unknown}; known roles: {sorted(known)}")
+    fixed = {
+        key: (value,) if key in PER_LAYER_ROLES and isinstance(value, str) else value
+        for key, value in overrides.items()
+    }
+    return dataclasses.replace(spec, **fixed)
+
+
+def _get(root: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return root.get_submodule(path)
+    except AttributeError:
+        return None
+
+
+def _first_present(layer: nn.Module, alternatives: tuple[str, ...] | None) -> str | None:
+    for path in alternatives or ():
+        if _get(layer, path) is not None:
+            return path
+    return None
+
+
+def _child_names(layer: nn.Module) -> list[str]:
+    return [name for name, _ in layer.named_children()]
+
+
+def _config_int(config: Any, keys: tuple[str, ...]) -> int | None:
+    for source in (config, getattr(config, "text_config", None)):
+        for key in keys:
+            value = getattr(source, key, None)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+def _embed_dim(model: nn.Module, spec: ArchSpec) -> int:
+    embed = _get(model, spec.embed_tokens)
+    weight = getattr(embed, "weight", None)
+    return int(weight.shape[-1]) if weight is not None else 0

@@ -1,0 +1,147 @@
+"""Resolve what a user names (short name, local folder, hub id, or ``nn.Module``) into a HF model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import nn
+
+from crystalbox.default_model import SHORT_NAMES, default_model_path
+from crystalbox.errors import ModelNotFoundError
+
+Task = Literal["causal", "masked", "seq2seq"]
+
+# nnsight / transformers pipeline task for each kind of head
+PIPELINE_TASK: dict[Task, str] = {
+    "causal": "text-generation",
+    "masked": "fill-mask",
+    "seq2seq": "text2text-generation",
+}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A HuggingFace model in eval mode, its tokenizer, and what kind of head it has."""
+
+    model: Any  # transformers.PreTrainedModel
+    tokenizer: Any | None
+    task: Task
+    source: str
+
+
+def load_model(
+    model: str | os.PathLike[str] | nn.Module | None = None,
+    tokenizer: Any | None = None,
+    *,
+    device_map: str | dict[str, Any] | None = None,
+    dtype: Any = None,
+    attn_implementation: str | None = None,
+) -> LoadedModel:
+    """Load ``model`` (default: the embedded SmolLM2) and its tokenizer, offline when needed."""
+    if isinstance(model, nn.Module):
+        return _from_module(model, tokenizer)
+    if model is None or (isinstance(model, str) and model.lower() in SHORT_NAMES):
+        path: str = str(default_model_path())
+        source = "smollm2-135m (embedded)"
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        source = path
+    else:
+        raise TypeError(
+            f"model must be a hub name, a local folder, an nn.Module or None, not {type(model).__name__}"
+        )
+    config = _load_config(path)
+    task = _task_of_config(config)
+    kwargs: dict[str, Any] = {}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    hf_model = _auto_class(task).from_pretrained(path, **kwargs)
+    hf_model.eval()
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    return LoadedModel(hf_model, tokenizer, task, source)
+
+
+def _from_module(module: nn.Module, tokenizer: Any | None) -> LoadedModel:
+    config = getattr(module, "config", None)
+    if config is None:
+        raise TypeError(
+            f"{type(module).__name__} has no HuggingFace config; crystalbox wraps transformers "
+            f"PreTrainedModel objects (e.g. AutoModelForCausalLM.from_pretrained(...))"
+        )
+    module.eval()
+    return LoadedModel(module, tokenizer, _task_of_model(module), type(module).__name__)
+
+
+def _load_config(path: str) -> Any:
+    from transformers import AutoConfig
+
+    local = Path(path).expanduser()
+    if local.exists() and not (local / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"{path!r} is a folder without config.json; pass a folder written by "
+            f"save_pretrained(), a hub name, or {SHORT_NAMES[0]!r} for the embedded default model"
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=offline)
+    except OSError as exc:
+        where = "offline (HF_HUB_OFFLINE=1) and not in the local cache" if offline else str(exc)
+        raise ModelNotFoundError(
+            f"cannot load model {path!r}: it is not a local folder, not a short name "
+            f"({', '.join(SHORT_NAMES)}), and it is {where}. Download it on a machine with "
+            f"network access (huggingface-cli download {path}) or pass a local folder."
+        ) from exc
+
+
+def _auto_class(task: Task) -> Any:
+    import transformers
+
+    name = {
+        "causal": "AutoModelForCausalLM",
+        "masked": "AutoModelForMaskedLM",
+        "seq2seq": "AutoModelForSeq2SeqLM",
+    }[task]
+    return getattr(transformers, name)
+
+
+def _task_of_config(config: Any) -> Task:
+    from transformers.models.auto import modeling_auto as ma
+
+    model_type = config.model_type
+    if getattr(config, "is_encoder_decoder", False) and model_type in ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return "seq2seq"
+    if model_type in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "causal"
+    if model_type in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "masked"
+    if model_type in ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return "seq2seq"
+    raise ModelNotFoundError(
+        f"model type {model_type!r} has no causal-LM, masked-LM or seq2seq head in transformers; "
+        f"crystalbox needs a language-model head to read logits"
+    )
+
+
+def _task_of_model(module: nn.Module) -> Task:
+    from transformers.models.auto import modeling_auto as ma
+
+    cls = type(module).__name__
+    if cls in ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES.values():
+        return "seq2seq"
+    if cls in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES.values() and "ForMaskedLM" in cls:
+        return "masked"
+    if cls in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
+        return "causal"
+    if "ForMaskedLM" in cls:
+        return "masked"
+    return "causal"

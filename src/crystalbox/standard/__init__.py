@@ -1,0 +1,1 @@
+"""The standardized view of a HuggingFace transformer."""

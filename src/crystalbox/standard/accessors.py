@@ -1,0 +1,114 @@
+"""Per-layer read/write accessors used inside a trace (``model.layers_output[3] = x``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from crystalbox import _nnsight
+from crystalbox.errors import RoleUnavailableError
+
+Point = Literal["input", "output"]
+
+
+def check_layer(index: int, num_layers: int, what: str = "layer") -> int:
+    """Normalise a (possibly negative) layer index; raise IndexError with the valid range."""
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise TypeError(f"{what} index must be an int, got {type(index).__name__}")
+    if not -num_layers <= index < num_layers:
+        raise IndexError(
+            f"{what} index {index} is out of range: this model has {num_layers} layers "
+            f"(valid indices 0..{num_layers - 1}, or -{num_layers}..-1)"
+        )
+    return index % num_layers
+
+
+class LayerAccessor:
+    """Indexable by layer: reading gives the hidden states, assigning replaces them."""
+
+    def __init__(
+        self,
+        envoy_of: Callable[[int], Any],
+        point: Point,
+        num_layers: int,
+        role: str,
+    ) -> None:
+        self._envoy_of = envoy_of
+        self._point = point
+        self._num_layers = num_layers
+        self._role = role
+
+    def __len__(self) -> int:
+        return self._num_layers
+
+    def _envoy(self, index: int) -> Any:
+        layer = check_layer(index, self._num_layers, self._role)
+        envoy = self._envoy_of(layer)
+        if envoy is None:
+            raise RoleUnavailableError(
+                f"layer {layer} has no {self._role} module (this architecture's layer {layer} "
+                f"is of another kind); see model.info() for what each layer holds"
+            )
+        return envoy
+
+    def __getitem__(self, index: int) -> Any:
+        envoy = self._envoy(index)
+        if self._point == "input":
+            return envoy.input
+        return _nnsight.first_element(envoy.output)
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        envoy = self._envoy(index)
+        if self._point == "input":
+            envoy.input = value
+        else:
+            envoy.output = _nnsight.replace_first_element(envoy.output, value)
+
+    def module(self, index: int) -> Any:
+        """The envoy of that layer's module."""
+        return self._envoy(index)
+
+
+class ModuleAccessor:
+    """Indexable by layer, giving the envoy of that layer's module (``model.attentions[3]``)."""
+
+    def __init__(self, envoy_of: Callable[[int], Any], num_layers: int, role: str) -> None:
+        self._inner = LayerAccessor(envoy_of, "output", num_layers, role)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._inner.module(index)
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+
+class ProbabilityAccessor:
+    """``attention_probabilities[i]``: ``[batch, heads, q, k]``, readable and writable in a trace."""
+
+    def __init__(self, probes: list[Any], probe_envoys: list[Any], num_layers: int) -> None:
+        self._probes = probes
+        self._envoys = probe_envoys
+        self._num_layers = num_layers
+
+    def _armed(self, index: int) -> Any:
+        layer = check_layer(index, self._num_layers, "attention")
+        probe = self._probes[layer]
+        if probe is None:
+            raise RoleUnavailableError(
+                f"layer {layer} has no probe-able softmax attention (no attention module there, "
+                f"or it does not use transformers' attention interface)"
+            )
+        probe.armed = True
+        return self._envoys[layer]
+
+    def __getitem__(self, index: int) -> Any:
+        return self._armed(index).output
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        self._armed(index).output = value
+
+    def __len__(self) -> int:
+        return self._num_layers
+
+    def available(self, index: int) -> bool:
+        return self._probes[check_layer(index, self._num_layers, "attention")] is not None

@@ -1,0 +1,129 @@
+"""Attention probabilities as a readable, writable module output, for eager and sdpa models alike.
+
+Each softmax-attention module gets a child ``crystalbox_attention_probs`` (an identity module).
+The model's attention implementation is re-registered under a crystalbox name that behaves exactly
+like the original (same function, same masks) until a probe is *armed* by an access inside a trace.
+For that one call the layer runs the model's own eager attention function, passes the
+probabilities ``[batch, heads, q, k]`` through the probe module (where nnsight reads or replaces
+them), and computes the attention output from whatever comes out of the probe.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+PROBE_NAME = "crystalbox_attention_probs"
+_PREFIX = "crystalbox_"
+
+
+class AttentionProbe(nn.Module):
+    """Identity on attention probabilities; ``armed`` asks the next attention call to route them here."""
+
+    def __init__(self, eager: Callable[..., tuple[torch.Tensor, torch.Tensor | None]]) -> None:
+        super().__init__()
+        self.armed = False
+        self._eager = eager
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:  # probs: [batch, heads, q, k]
+        return probs
+
+
+def _eager_function(attention_module: nn.Module) -> Callable[..., Any] | None:
+    module = sys.modules.get(type(attention_module).__module__)
+    fn = getattr(module, "eager_attention_forward", None)
+    return fn if callable(fn) else None
+
+
+def _make_dispatch(original: str) -> Callable[..., Any]:
+    def dispatch(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                 attention_mask: torch.Tensor | None, **kwargs: Any) -> Any:
+        probe = getattr(module, PROBE_NAME, None)
+        if probe is None or not probe.armed:
+            fn = _eager_function(module) if original == "eager" else _attention_functions()[original]
+            if fn is None:  # pragma: no cover - guarded at install time
+                raise RuntimeError(f"no eager attention function for {type(module).__name__}")
+            return fn(module, query, key, value, attention_mask, **kwargs)
+        probe.armed = False
+        _, probs = probe._eager(module, query, key, value, attention_mask, **kwargs)
+        probs = probe(probs)  # [batch, heads, q, k]; nnsight may replace it here
+        values = value.repeat_interleave(probs.shape[1] // value.shape[1], dim=1)
+        out = torch.matmul(probs.to(values.dtype), values).transpose(1, 2).contiguous()
+        return out, probs
+
+    return dispatch
+
+
+def _attention_functions() -> Any:
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    return ALL_ATTENTION_FUNCTIONS
+
+
+def _register(original: str) -> str:
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+    from transformers.modeling_utils import AttentionInterface
+
+    name = _PREFIX + original
+    if name not in _attention_functions():
+        AttentionInterface.register(name, _make_dispatch(original))
+        ALL_MASK_ATTENTION_FUNCTIONS.register(name, ALL_MASK_ATTENTION_FUNCTIONS[original])
+    return name
+
+
+def install_probes(model: nn.Module, attention_modules: list[nn.Module | None]) -> list[AttentionProbe | None]:
+    """Attach probes to softmax-attention modules that use transformers' attention interface.
+
+    Returns one probe per layer (None where the layer has no attention or it cannot be probed).
+    The model's outputs are unchanged while no probe is armed.
+    """
+    configs = _configs(model)
+    original = next((c._attn_implementation for c in configs), None)
+    if original is not None and original.startswith(_PREFIX):
+        original = original[len(_PREFIX):]
+    if original not in ("eager", "sdpa"):
+        return [None for _ in attention_modules]
+    probes: list[AttentionProbe | None] = []
+    for module in attention_modules:
+        eager = _eager_function(module) if module is not None else None
+        if module is None or eager is None or not _uses_interface(module):
+            probes.append(None)
+            continue
+        probe = getattr(module, PROBE_NAME, None)
+        if not isinstance(probe, AttentionProbe):
+            probe = AttentionProbe(eager)
+            module.add_module(PROBE_NAME, probe)
+        probes.append(probe)
+    if any(p is not None for p in probes):
+        name = _register(original)
+        for config in configs:
+            if config._attn_implementation == original:
+                config._attn_implementation = name
+    return probes
+
+
+def _configs(model: nn.Module) -> list[Any]:
+    seen: dict[int, Any] = {}
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "_attn_implementation"):
+            seen.setdefault(id(config), config)
+            for sub in ("text_config", "decoder", "encoder"):
+                child = getattr(config, sub, None)
+                if child is not None and hasattr(child, "_attn_implementation"):
+                    seen.setdefault(id(child), child)
+    return list(seen.values())
+
+
+def _uses_interface(module: nn.Module) -> bool:
+    import inspect
+
+    try:
+        source = inspect.getsource(type(module).forward)
+    except (OSError, TypeError):
+        return False
+    return "ALL_ATTENTION_FUNCTIONS" in source or "attention_interface" in source

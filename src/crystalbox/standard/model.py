@@ -1,0 +1,294 @@
+"""``StandardizedTransformer``: one set of names over any HuggingFace language model, on nnsight."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from crystalbox import _nnsight
+from crystalbox.arch.resolve import ResolvedArch, resolve_arch
+from crystalbox.errors import CrystalboxError
+from crystalbox.loading import PIPELINE_TASK, LoadedModel, load_model
+from crystalbox.standard.accessors import LayerAccessor, ModuleAccessor, ProbabilityAccessor, check_layer
+from crystalbox.standard.attention_probe import PROBE_NAME, install_probes
+from crystalbox.standard.positions import InputRecorder, last_positions
+
+__all__ = ["StandardizedTransformer"]
+
+
+class StandardizedTransformer(_nnsight.BaseModel):
+    """Wrap a HF model (hub name, local folder, ``nn.Module``, or None for the embedded default).
+
+    Standard names: ``embed_tokens``, ``layers[i]``, ``layers[i].self_attn``, ``layers[i].mlp``,
+    ``ln_final``, ``lm_head``; accessors ``layers_input/output``, ``attentions_input/output``,
+    ``mlps_input/output``, ``attention_probabilities``, ``token_embeddings``, ``logits``,
+    ``next_token_probs``. Every read and write runs on the original HF modules.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | nn.Module | None = None,
+        tokenizer: Any | None = None,
+        *,
+        roles: dict[str, Any] | None = None,
+        device_map: str | dict[str, Any] | None = None,
+        dtype: Any = None,
+        attn_implementation: str | None = None,
+        check: bool = True,
+    ) -> None:
+        loaded = load_model(model, tokenizer, device_map=device_map, dtype=dtype, attn_implementation=attn_implementation)
+        arch = resolve_arch(loaded.model, roles)
+        reference = _reference_logits(loaded) if check else None
+        layers = list(loaded.model.get_submodule(arch.layers))
+        attention_modules = [_sub(layer, path) for layer, path in zip(layers, arch.attention, strict=True)]
+        probes = install_probes(loaded.model, attention_modules)
+        recorder = InputRecorder(loaded.model)
+        super().__init__(
+            loaded.model,
+            **_nnsight.base_init_kwargs(PIPELINE_TASK[loaded.task], loaded.tokenizer, _rename_map(arch)),
+        )
+        self._arch = arch
+        self._loaded = loaded
+        self._recorder = recorder
+        self._probes = probes
+        n = arch.num_layers
+        self.layers_input = LayerAccessor(self._layer_envoy, "input", n, "layer")
+        self.layers_output = LayerAccessor(self._layer_envoy, "output", n, "layer")
+        self.attentions_input = LayerAccessor(self._attention_envoy, "input", n, "attention")
+        self.attentions_output = LayerAccessor(self._attention_envoy, "output", n, "attention")
+        self.attentions = ModuleAccessor(self._attention_envoy, n, "attention")
+        self.mlps_input = LayerAccessor(self._mlp_envoy, "input", n, "mlp")
+        self.mlps_output = LayerAccessor(self._mlp_output_envoy, "output", n, "mlp")
+        self.mlps = ModuleAccessor(self._mlp_envoy, n, "mlp")
+        self.routers_output = LayerAccessor(self._router_envoy, "output", n, "router")
+        self.attention_probabilities = ProbabilityAccessor(
+            probes,
+            [self._probe_envoy(i) if probes[i] is not None else None for i in range(n)],
+            n,
+        )
+        if reference is not None:
+            from crystalbox.validation import check_logits_match
+
+            check_logits_match(self, reference)
+
+    # ---- structure ------------------------------------------------------------------------
+    @property
+    def arch(self) -> ResolvedArch:
+        """The resolved module paths of every role."""
+        return self._arch
+
+    @property
+    def hf_model(self) -> nn.Module:
+        """The original HuggingFace model (outside traces)."""
+        return self._loaded.model
+
+    @property
+    def kind(self) -> str:
+        """'causal', 'masked' or 'seq2seq'."""
+        return self._loaded.task
+
+    @property
+    def num_layers(self) -> int:
+        return self._arch.num_layers
+
+    @property
+    def num_heads(self) -> int | None:
+        return self._arch.num_heads
+
+    @property
+    def hidden_size(self) -> int:
+        return self._arch.hidden_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self._arch.vocab_size
+
+    def _root_envoy(self, path: str) -> Any:
+        envoy: Any = self
+        for part in path.split("."):
+            envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
+        return envoy
+
+    def _layer_envoy(self, i: int) -> Any:
+        return self._root_envoy(self._arch.layers)[i]
+
+    def _per_layer(self, i: int, path: str | None) -> Any:
+        if path is None:
+            return None
+        envoy = self._layer_envoy(i)
+        for part in path.split("."):
+            envoy = getattr(envoy, part)
+        return envoy
+
+    def _attention_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.attention[i])
+
+    def _mlp_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.mlp[i])
+
+    def _mlp_output_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.mlp_output[i])
+
+    def _router_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.router[i])
+
+    def _probe_envoy(self, i: int) -> Any:
+        return getattr(self._attention_envoy(i), PROBE_NAME)
+
+    def layer_kinds(self) -> list[str]:
+        """What each layer holds: 'attention', 'mixer', or both joined by '+'; MLP/MoE appended."""
+        kinds = []
+        for i in range(self.num_layers):
+            parts = [
+                name
+                for name, present in (
+                    ("attention", self._arch.attention[i]),
+                    ("mixer", self._arch.mixer[i]),
+                    ("mlp", self._arch.mlp[i]),
+                    ("router", self._arch.router[i]),
+                )
+                if present
+            ]
+            kinds.append("+".join(parts) or "none")
+        return kinds
+
+    # ---- whole-model accessors (inside a trace) ------------------------------------------
+    @property
+    def token_embeddings(self) -> Any:
+        """Output of the token embedding ``[batch, pos, d_model]`` (assignable)."""
+        return self._root_envoy(self._arch.embed_tokens).output
+
+    @token_embeddings.setter
+    def token_embeddings(self, value: Any) -> None:
+        self._root_envoy(self._arch.embed_tokens).output = value
+
+    @property
+    def input_ids(self) -> Any:
+        """Token ids ``[batch, pos]`` of this trace (read before any layer)."""
+        return self.inputs[1]["input_ids"]
+
+    @property
+    def attention_mask(self) -> Any:
+        """Attention mask ``[batch, pos]`` of this trace (read before any layer)."""
+        kwargs = self.inputs[1]
+        mask = kwargs.get("attention_mask")
+        return mask if mask is not None else torch.ones_like(kwargs["input_ids"])
+
+    @property
+    def input_size(self) -> Any:
+        return self.input_ids.shape
+
+    @property
+    def logits(self) -> Any:
+        """Output logits ``[batch, pos, vocab]``."""
+        return self.output.logits
+
+    @property
+    def next_token_probs(self) -> Any:
+        """Softmax over the vocabulary at each row's last real (non-padding) position ``[batch, vocab]``."""
+        logits = self.output.logits
+        mask = self._recorder.mask_for(logits.shape[0])
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return logits[rows, last_positions(mask).to(logits.device)].softmax(-1)
+
+    # ---- functions usable inside and outside traces ---------------------------------------
+    def project_on_vocab(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``lm_head(ln_final(hidden))``: logits ``[..., vocab]`` of any hidden state ``[..., d_model]``."""
+        if self._arch.ln_final is not None:
+            hidden = self._root_envoy(self._arch.ln_final)(hidden)
+        return self._root_envoy(self._arch.lm_head)(hidden)
+
+    def get_topk_closest_tokens(self, hidden: torch.Tensor, k: int = 10) -> list[list[tuple[str, float]]]:
+        """Top-k tokens (and probabilities) of the vocabulary projection of ``hidden`` ``[n, d_model]``."""
+        probs = self.project_on_vocab(hidden).softmax(-1)
+        values, indices = probs.topk(k, dim=-1)
+        return [
+            [(self.tokenizer.decode([int(t)]), float(v)) for t, v in zip(row_i, row_v, strict=True)]
+            for row_i, row_v in zip(indices.reshape(-1, k).tolist(), values.reshape(-1, k).tolist(), strict=True)
+        ]
+
+    def skip_layer(self, layer: int, skip_with: torch.Tensor | None = None) -> None:
+        """Inside a trace: skip ``layer``, passing ``skip_with`` (default: its input) as its output."""
+        self.skip_layers(layer, layer, skip_with)
+
+    def skip_layers(self, start: int, end: int, skip_with: torch.Tensor | None = None) -> None:
+        """Inside a trace: skip layers ``start..end`` (inclusive); their output is ``skip_with`` or ``start``'s input."""
+        start = check_layer(start, self.num_layers)
+        end = check_layer(end, self.num_layers)
+        if end < start:
+            raise ValueError(f"skip_layers: end ({end}) must be >= start ({start})")
+        first = self._layer_envoy(start)
+        replacement = first.input if skip_with is None else skip_with
+        for i in range(start, end + 1):
+            envoy = self._layer_envoy(i)
+            envoy.skip(self._layer_output_like(i, replacement))
+
+    def _layer_output_like(self, i: int, hidden: Any) -> Any:
+        # decoder layers return a bare tensor in transformers 5; older layouts return tuples
+        return (hidden,) if self._arch.model_type in _TUPLE_LAYER_OUTPUT else hidden
+
+    def steer(
+        self,
+        layers: int | list[int],
+        steering_vector: torch.Tensor,
+        factor: float = 1.0,
+        token_positions: int | list[int] | slice | None = None,
+    ) -> None:
+        """Inside a trace: add ``factor * steering_vector`` ``[d_model]`` to the output of ``layers``."""
+        vector = torch.as_tensor(steering_vector)
+        if vector.shape[-1] != self.hidden_size or vector.dim() != 1:
+            raise ValueError(
+                f"steering vector must have shape [{self.hidden_size}] (the model's hidden size), "
+                f"got {list(vector.shape)}"
+            )
+        positions = slice(None) if token_positions is None else token_positions
+        for layer in [layers] if isinstance(layers, int) else list(layers):
+            hidden = self.layers_output[layer]
+            hidden[:, positions] += factor * vector.to(hidden.device, hidden.dtype)
+
+    # ---- validation -----------------------------------------------------------------------
+    def validate(self, **kwargs: Any) -> Any:
+        """Run the full validation (see ``crystalbox.validate``) and return the report."""
+        from crystalbox.validation import validate
+
+        return validate(self, **kwargs)
+
+    def info(self) -> str:
+        """A readable description of the standardized structure."""
+        from crystalbox.validation import describe
+
+        return describe(self)
+
+
+# families whose decoder layer returns a tuple (hidden, ...) rather than a bare tensor
+_TUPLE_LAYER_OUTPUT: frozenset[str] = frozenset()
+
+
+def _sub(layer: nn.Module, path: str | None) -> nn.Module | None:
+    return layer.get_submodule(path) if path else None
+
+
+def _rename_map(arch: ResolvedArch) -> dict[str, str]:
+    rename = {arch.layers: "layers", arch.embed_tokens: "embed_tokens", arch.lm_head: "lm_head"}
+    if arch.ln_final is not None:
+        rename[arch.ln_final] = "ln_final"
+    for role, alias in (("attention", "self_attn"), ("mlp", "mlp")):
+        for path in {p for p in getattr(arch, role) if p}:
+            if path != alias and "." not in path:
+                rename[path] = alias
+    return {key: value for key, value in rename.items() if key != value}
+
+
+def _reference_logits(loaded: LoadedModel) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Raw HF logits on a fixed probe input, computed before anything is installed."""
+    from crystalbox.validation import probe_inputs
+
+    inputs = probe_inputs(loaded)
+    with torch.no_grad():
+        logits = loaded.model(**inputs).logits
+    if not torch.isfinite(logits).all():
+        raise CrystalboxError("the raw model produces non-finite logits on the probe input")
+    return inputs, logits

@@ -1,0 +1,195 @@
+"""Proof that the standardized view is the raw model: load-time checks and the full ``validate``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from crystalbox import _nnsight
+from crystalbox.errors import ValidationError
+
+if TYPE_CHECKING:
+    from crystalbox.loading import LoadedModel
+    from crystalbox.standard.model import StandardizedTransformer
+
+PROBE_TEXT = "The quick brown fox jumps over the lazy dog"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every check run on one model; ``ok`` when all passed."""
+
+    model_type: str
+    checks: tuple[CheckResult, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def table(self) -> str:
+        width = max((len(c.name) for c in self.checks), default=10)
+        lines = [f"validation of {self.model_type}: {'PASS' if self.ok else 'FAIL'}"]
+        lines += [f"  {'ok  ' if c.passed else 'FAIL'}  {c.name:<{width}}  {c.detail}" for c in self.checks]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def probe_inputs(loaded: LoadedModel) -> dict[str, torch.Tensor]:
+    """A small deterministic input for ``loaded.model`` (text when a tokenizer exists)."""
+    model, tokenizer = loaded.model, loaded.tokenizer
+    device = next(model.parameters()).device
+    if tokenizer is not None:
+        ids = tokenizer(PROBE_TEXT, return_tensors="pt")["input_ids"][:, :12]
+    else:
+        vocab = int(getattr(model.config, "vocab_size", 64))
+        ids = (torch.arange(8).unsqueeze(0) * 7 + 3) % max(vocab - 4, 1) + 2
+    inputs = {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device)}
+    if loaded.task == "seq2seq":
+        start = getattr(model.config, "decoder_start_token_id", None) or 0
+        inputs["decoder_input_ids"] = torch.full((ids.shape[0], 4), int(start), device=device)
+    return inputs
+
+
+def _traced_logits(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad(), model.trace(dict(inputs)):
+        logits = _nnsight.save(model.logits)
+    return logits
+
+
+def check_logits_match(model: StandardizedTransformer, reference: tuple[dict[str, torch.Tensor], torch.Tensor]) -> None:
+    """Raise ValidationError unless standardized logits equal the raw ones exactly."""
+    inputs, raw = reference
+    traced = _traced_logits(model, inputs)
+    diff = (traced.float() - raw.float()).abs().max().item()
+    if diff != 0.0:
+        raise ValidationError(
+            f"standardized logits differ from the raw HuggingFace logits (max abs diff {diff:.3g}); "
+            f"pass check=False to load anyway and report this architecture ({model.arch.model_type})"
+        )
+
+
+def validate(model: StandardizedTransformer, *, attention: bool = True) -> ValidationReport:
+    """Run every check on ``model`` and return the report (never raises for a failed check)."""
+    inputs = probe_inputs(model._loaded)
+    checks: list[CheckResult] = [_roles(model)]
+    checks += _layer_checks(model, inputs)
+    if attention:
+        checks += _attention_checks(model, inputs)
+    return ValidationReport(model.arch.model_type, tuple(checks))
+
+
+def _roles(model: StandardizedTransformer) -> CheckResult:
+    arch = model.arch
+    absent = [r for r in ("ln_final",) if getattr(arch, r) is None]
+    detail = f"{arch.source} spec; layers={arch.layers} x{arch.num_layers}"
+    if absent:
+        detail += f"; declared absent: {', '.join(absent)}"
+    return CheckResult("roles resolve", True, detail)
+
+
+def _layer_checks(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> list[CheckResult]:
+    n = model.num_layers
+    ins: list[torch.Tensor] = []
+    outs: list[torch.Tensor] = []
+    with torch.no_grad():
+        raw = model.hf_model(**inputs).logits
+        with model.trace(dict(inputs)):
+            for i in range(n):
+                ins.append(_nnsight.save(model.layers_input[i]))
+                outs.append(_nnsight.save(model.layers_output[i]))
+            logits = _nnsight.save(model.logits)
+    batch, pos = inputs["input_ids"].shape
+    if model.kind == "seq2seq":
+        pos = inputs["decoder_input_ids"].shape[1]
+    expected = (batch, pos, model.hidden_size)
+    bad_shapes = [i for i in range(n) if tuple(outs[i].shape) != expected or tuple(ins[i].shape) != expected]
+    chain = [i for i in range(n - 1) if not torch.equal(outs[i], ins[i + 1])]
+    diff = (logits.float() - raw.float()).abs().max().item()
+    return [
+        CheckResult(
+            "layer shapes",
+            not bad_shapes,
+            f"all {n} layers {list(expected)}" if not bad_shapes else f"layers {bad_shapes} differ from {list(expected)}",
+        ),
+        CheckResult(
+            "layer i output feeds layer i+1",
+            not chain,
+            "exact for every layer" if not chain else f"differs after layers {chain}",
+        ),
+        CheckResult("logits == raw HF logits", diff == 0.0, f"max abs diff {diff:.3g}"),
+    ]
+
+
+def _attention_checks(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> list[CheckResult]:
+    layers = [i for i in range(model.num_layers) if model.attention_probabilities.available(i)]
+    if not layers:
+        return [CheckResult("attention probabilities", True, "no probe-able softmax attention (declared)")]
+    probs: list[torch.Tensor] = []
+    with torch.no_grad():
+        with model.trace(dict(inputs)):
+            for i in layers:
+                probs.append(_nnsight.save(model.attention_probabilities[i]))
+            base = _nnsight.save(model.logits)
+        layer = layers[len(layers) // 2]
+        with model.trace(dict(inputs)):
+            p = model.attention_probabilities[layer]
+            uniform = torch.tril(torch.ones_like(p))
+            model.attention_probabilities[layer] = uniform / uniform.sum(-1, keepdim=True)
+            edited = _nnsight.save(model.logits)
+    q = inputs["input_ids"].shape[1] if model.kind != "seq2seq" else None
+    shapes_ok = all(p.dim() == 4 and p.shape[0] == inputs["input_ids"].shape[0] for p in probs)
+    if q is not None:
+        shapes_ok = shapes_ok and all(p.shape[-2] == q and p.shape[-1] == q for p in probs)
+    worst = max((p.float().sum(-1) - 1).abs().max().item() for p in probs)
+    changed = (edited - base).abs().max().item()
+    return [
+        CheckResult("attention probs shape", shapes_ok, f"{len(layers)} layers, {list(probs[0].shape)}"),
+        CheckResult("attention rows sum to 1", worst < 1e-4, f"max |sum-1| {worst:.2g}"),
+        CheckResult("attention write changes logits", changed > 0, f"layer {layer}: max logit change {changed:.3g}"),
+    ]
+
+
+def describe(model: StandardizedTransformer) -> str:
+    """The standardized structure of ``model`` as text."""
+    arch = model.arch
+    kinds = model.layer_kinds()
+    lines = [
+        f"model type      {arch.model_type} ({arch.source} spec), kind {model.kind}",
+        f"layers          {arch.num_layers} at {arch.layers}",
+        f"hidden size     {arch.hidden_size}   heads {arch.num_heads}   vocab {arch.vocab_size}",
+        f"embed_tokens    {arch.embed_tokens}",
+        f"ln_final        {arch.ln_final or '(none: declared absent)'}",
+        f"lm_head         {arch.lm_head}",
+        f"attention       {_per_layer(arch.attention)}",
+        f"mlp             {_per_layer(arch.mlp)}" + (f" -> output at {_per_layer(arch.mlp_output)}" if arch.spec.mlp_output else ""),
+    ]
+    if any(arch.mixer):
+        lines.append(f"mixer           {_per_layer(arch.mixer)}")
+    if any(arch.router):
+        lines.append(f"router          {_per_layer(arch.router)}")
+    probes = sum(model.attention_probabilities.available(i) for i in range(arch.num_layers))
+    lines.append(f"attention probs {probes}/{arch.num_layers} layers")
+    if len(set(kinds)) > 1:
+        lines.append("layer kinds     " + ", ".join(f"{i}:{k}" for i, k in enumerate(kinds)))
+    lines += [f"note            {note}" for note in arch.spec.notes]
+    return "\n".join(lines)
+
+
+def _per_layer(paths: tuple[str | None, ...]) -> str:
+    distinct = sorted({p or "-" for p in paths})
+    return distinct[0] if len(distinct) == 1 else "/".join(distinct) + " (varies by layer)"
