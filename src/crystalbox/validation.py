@@ -156,10 +156,17 @@ def _attention_checks(model: StandardizedTransformer, inputs: dict[str, torch.Te
     if q is not None:
         shapes_ok = shapes_ok and all(p.shape[-2] == q and p.shape[-1] == q for p in probs)
     worst = max((p.float().sum(-1) - 1).abs().max().item() for p in probs)
+    causal = model.kind == "causal"
+    future = max(p.float().triu(1).abs().max().item() for p in probs) if causal else 0.0
     changed = (edited - base).abs().max().item()
     return [
         CheckResult("attention probs shape", shapes_ok, f"{len(layers)} layers, {list(probs[0].shape)}"),
         CheckResult("attention rows sum to 1", worst < 1e-4, f"max |sum-1| {worst:.2g}"),
+        CheckResult(
+            "attention causal" if causal else "attention (non-causal)",
+            future == 0.0,
+            f"max weight on future keys {future:.2g}" if causal else "encoder: all keys visible",
+        ),
         CheckResult("attention write changes logits", changed > 0, f"layer {layer}: max logit change {changed:.3g}"),
     ]
 

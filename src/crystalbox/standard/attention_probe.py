@@ -49,13 +49,32 @@ def _make_dispatch(original: str) -> Callable[..., Any]:
                 raise RuntimeError(f"no eager attention function for {type(module).__name__}")
             return fn(module, query, key, value, attention_mask, **kwargs)
         probe.armed = False
+        if original != "eager":
+            attention_mask = _as_eager_mask(attention_mask, query, key, module)
         _, probs = probe._eager(module, query, key, value, attention_mask, **kwargs)
         probs = probe(probs)  # [batch, heads, q, k]; nnsight may replace it here
+        probe.armed = False  # a write during the hook re-arms; it is for this call only
         values = value.repeat_interleave(probs.shape[1] // value.shape[1], dim=1)
         out = torch.matmul(probs.to(values.dtype), values).transpose(1, 2).contiguous()
         return out, probs
 
     return dispatch
+
+
+def _as_eager_mask(
+    mask: torch.Tensor | None, query: torch.Tensor, key: torch.Tensor, module: nn.Module
+) -> torch.Tensor | None:
+    """The additive float mask eager attention expects, from an sdpa-style mask (None = causal, or bool)."""
+    q_len, k_len = query.shape[-2], key.shape[-2]
+    if mask is None:
+        # sdpa leaves the mask out and sets is_causal under exactly this condition
+        if not (q_len > 1 and getattr(module, "is_causal", True)):
+            return None
+        mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)[None, None]
+    if mask.dtype == torch.bool:
+        additive = torch.zeros(mask.shape, dtype=query.dtype, device=query.device)
+        return additive.masked_fill(~mask, torch.finfo(query.dtype).min)
+    return mask
 
 
 def _attention_functions() -> Any:

@@ -1,0 +1,87 @@
+"""``crystalbox info | validate | lens | demo``: the standardized view from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+DEMO_PROMPT = "The capital of France is"
+
+
+def register(subparsers: Any) -> None:
+    info = subparsers.add_parser("info", help="show the standardized structure of a model")
+    _model_arg(info)
+    info.set_defaults(func=_info)
+
+    validate = subparsers.add_parser("validate", help="prove the standardized view equals the raw model")
+    _model_arg(validate)
+    validate.set_defaults(func=_validate)
+
+    lens = subparsers.add_parser("lens", help="logit lens: top token per layer, as a table and a heatmap PNG")
+    lens.add_argument("prompt", help="the prompt to analyse")
+    _model_arg(lens)
+    lens.add_argument("--target", action="append", default=[], help="a single-token target to track (repeatable)")
+    lens.add_argument("--out", type=Path, default=Path("out"), help="folder for the heatmap (default: out/)")
+    lens.set_defaults(func=_lens)
+
+    demo = subparsers.add_parser("demo", help="the main job: load, validate, logit lens on the default model")
+    _model_arg(demo)
+    demo.add_argument("--prompt", default=DEMO_PROMPT)
+    demo.add_argument("--out", type=Path, default=Path("out"))
+    demo.set_defaults(func=_demo)
+
+
+def _model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, help="hub name, local folder, or 'smollm2-135m' (default: the embedded SmolLM2-135M)"
+    )
+
+
+def _load(name: str | None) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from crystalbox.standard.model import StandardizedTransformer
+
+    return StandardizedTransformer(name)
+
+
+def _info(args: argparse.Namespace) -> int:
+    print(_load(args.model).info())
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    report = _load(args.model).validate()
+    print(report.table())
+    return 0 if report.ok else 1
+
+
+def _lens(args: argparse.Namespace) -> int:
+    from crystalbox.methods.lens import logit_lens
+
+    if not args.prompt.strip():
+        raise ValueError("the prompt is empty; pass some text, e.g. crystalbox lens 'The capital of France is'")
+    model = _load(args.model)
+    result = logit_lens(model, args.prompt, targets=args.target)
+    print(result.table())
+    path = result.plot(args.out / "logit_lens.png")
+    print(f"heatmap written to {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from crystalbox.methods.lens import logit_lens
+
+    start = time.perf_counter()
+    model = _load(args.model)
+    print(f"loaded and checked in {time.perf_counter() - start:.1f} s\n")
+    print(model.info(), end="\n\n")
+    report = model.validate()
+    print(report.table(), end="\n\n")
+    result = logit_lens(model, args.prompt, targets=[" Paris"] if args.prompt == DEMO_PROMPT else [])
+    print(result.table())
+    path = result.plot(args.out / "logit_lens.png")
+    print(f"\nheatmap written to {path}")
+    return 0 if report.ok else 1

@@ -1,0 +1,1 @@
+"""Plots: PNG through matplotlib's Agg canvas (no global backend changes)."""

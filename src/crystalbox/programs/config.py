@@ -1,0 +1,139 @@
+"""The constrained model's configuration and the layout of its residual-stream variables."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["ProgramConfig", "VariableSpec", "variable_layout"]
+
+VariableKind = Literal["categorical", "numerical"]
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    """Shape of a Transformer Program.
+
+    ``d_var`` is the shared cardinality k of categorical variables; the input vocabulary and
+    the context (one-hot positions) must both fit in it. Head and MLP counts are per layer.
+    """
+
+    vocab_size: int
+    n_classes: int
+    n_ctx: int
+    d_var: int = 8
+    n_layers: int = 2
+    n_cat_heads: int = 2
+    n_num_heads: int = 2
+    n_cat_mlps: int = 1
+    n_num_mlps: int = 1
+    d_mlp: int = 64
+    causal: bool = False
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("vocab_size", "n_classes", "n_ctx", "d_var", "n_layers", "d_mlp"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        for name in ("n_cat_heads", "n_num_heads", "n_cat_mlps", "n_num_mlps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                problems.append(f"{name} must be a non-negative integer, got {value!r}")
+        if not problems:
+            if self.vocab_size > self.d_var:
+                problems.append(
+                    f"vocab_size {self.vocab_size} exceeds d_var {self.d_var}: token one-hots must "
+                    "fit in a categorical variable; raise d_var"
+                )
+            if self.n_ctx > self.d_var:
+                problems.append(
+                    f"n_ctx {self.n_ctx} exceeds d_var {self.d_var}: position one-hots must fit "
+                    "in a categorical variable; raise d_var"
+                )
+            if not 0 <= self.pad_id < self.vocab_size:
+                problems.append(f"pad_id {self.pad_id} is outside the vocabulary [0, {self.vocab_size})")
+        if problems:
+            raise ValueError("invalid ProgramConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProgramConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ProgramConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """One named variable of the residual stream.
+
+    ``source`` is the module that writes it: ``"embedding"`` or the module's name (the
+    name of a head or MLP is also the name of its output variable).
+    """
+
+    name: str
+    kind: VariableKind
+    cardinality: int | None  # k for categorical variables, None for numerical ones
+    source: str
+    layer: int | None  # None for the embeddings
+
+
+def cat_head_name(layer: int, head: int) -> str:
+    return f"attn_{layer}_{head}"
+
+
+def num_head_name(layer: int, head: int) -> str:
+    return f"num_attn_{layer}_{head}"
+
+
+def cat_mlp_name(layer: int, mlp: int) -> str:
+    return f"mlp_{layer}_{mlp}"
+
+
+def num_mlp_name(layer: int, mlp: int) -> str:
+    return f"num_mlp_{layer}_{mlp}"
+
+
+def variable_layout(config: ProgramConfig) -> tuple[tuple[VariableSpec, ...], tuple[VariableSpec, ...]]:
+    """Categorical and numerical variables of the final stream, in stream order.
+
+    Categorical: ``tokens``, ``positions``, then per layer its categorical heads, categorical
+    MLPs and numerical MLPs (which write categorical variables). Numerical: ``ones``, then
+    per layer its numerical heads.
+    """
+    k = config.d_var
+    cat = [
+        VariableSpec("tokens", "categorical", k, "embedding", None),
+        VariableSpec("positions", "categorical", k, "embedding", None),
+    ]
+    num = [VariableSpec("ones", "numerical", None, "embedding", None)]
+    for layer in range(config.n_layers):
+        for h in range(config.n_cat_heads):
+            name = cat_head_name(layer, h)
+            cat.append(VariableSpec(name, "categorical", k, name, layer))
+        for h in range(config.n_num_heads):
+            name = num_head_name(layer, h)
+            num.append(VariableSpec(name, "numerical", None, name, layer))
+        for m in range(config.n_cat_mlps):
+            name = cat_mlp_name(layer, m)
+            cat.append(VariableSpec(name, "categorical", k, name, layer))
+        for m in range(config.n_num_mlps):
+            name = num_mlp_name(layer, m)
+            cat.append(VariableSpec(name, "categorical", k, name, layer))
+    return tuple(cat), tuple(num)
+
+
+def n_cat_before(config: ProgramConfig, layer: int) -> int:
+    """Categorical variables in the stream when ``layer`` starts."""
+    return 2 + layer * (config.n_cat_heads + config.n_cat_mlps + config.n_num_mlps)
+
+
+def n_num_before(config: ProgramConfig, layer: int) -> int:
+    """Numerical variables in the stream when ``layer`` starts."""
+    return 1 + layer * config.n_num_heads

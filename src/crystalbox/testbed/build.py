@@ -1,0 +1,224 @@
+"""Build tiny random models from shrunk configs and check that their forward runs."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from crystalbox.testbed.catalog import Kind, list_architectures
+from crystalbox.testbed.shrink import special_token_ids, tiny_config
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel
+
+Stage = Literal["config", "instantiate", "forward", "nonfinite"]
+T = TypeVar("T")
+
+_AUTO_CLASSES: dict[Kind, str] = {
+    "causal": "AutoModelForCausalLM",
+    "masked": "AutoModelForMaskedLM",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+}
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A tiny random model in eval mode, with its config and deterministic example inputs."""
+
+    model_type: str
+    kind: Kind
+    config: PretrainedConfig
+    model: PreTrainedModel
+    vocab_size: int
+    special_ids: frozenset[int]
+    seed: int = 0
+
+    def example_inputs(self, batch: int = 2, seq: int = 8) -> dict[str, torch.Tensor]:
+        """`input_ids` / `attention_mask` `[batch, seq]` (and `decoder_input_ids` for seq2seq)."""
+        import torch
+
+        allowed = torch.tensor(
+            [i for i in range(self.vocab_size) if i not in self.special_ids] or [0]
+        )
+        gen = torch.Generator().manual_seed(self.seed)
+
+        def ids() -> torch.Tensor:
+            return allowed[torch.randint(len(allowed), (batch, seq), generator=gen)]
+
+        inputs = {"input_ids": ids(), "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
+        if self.kind == "seq2seq":
+            inputs["decoder_input_ids"] = ids()
+        return inputs
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.model.parameters())
+
+
+@dataclass(frozen=True)
+class BuildFailure:
+    """Why an architecture could not be built tiny: the stage that failed and a short reason."""
+
+    model_type: str
+    kind: Kind
+    stage: Stage
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """One row of `build_all`: the model or the failure, its size and its build time."""
+
+    model_type: str
+    outcome: TinyModel | BuildFailure
+    n_params: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the model was built and its forward gave finite logits."""
+        return isinstance(self.outcome, TinyModel)
+
+
+class _StageError(Exception):
+    def __init__(self, stage: Stage, reason: str) -> None:
+        super().__init__(reason)
+        self.stage: Stage = stage
+        self.reason = reason
+
+
+def _short(exc: BaseException) -> str:
+    first = next((line for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first.strip()}"[:200]
+
+
+def _run(stage: Stage, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except Exception as exc:
+        raise _StageError(stage, _short(exc)) from exc
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Python warnings and transformers logging that tiny random configs trigger."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def _text_vocab(config: PretrainedConfig, model: PreTrainedModel) -> int:
+    embeddings = model.get_input_embeddings()
+    n = getattr(embeddings, "num_embeddings", None)
+    if isinstance(n, int):
+        return n
+    vocab = getattr(config.get_text_config(), "vocab_size", None)
+    return vocab if isinstance(vocab, int) else 512
+
+
+def _instantiate(config: PretrainedConfig, kind: Kind, seed: int, attn: str | None) -> Any:
+    import torch
+    import transformers
+
+    auto = getattr(transformers, _AUTO_CLASSES[kind])
+    torch.manual_seed(seed)
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if attn is not None:
+        kwargs["attn_implementation"] = attn
+    return auto.from_config(config, **kwargs).eval()
+
+
+def _forward(tiny: TinyModel) -> Any:
+    import torch
+
+    with torch.no_grad():
+        out = tiny.model(**tiny.example_inputs())
+    logits = out.logits if hasattr(out, "logits") else out[0]
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"forward returned {type(logits).__name__} logits")
+    return logits
+
+
+def build_tiny_model(
+    model_type: str, kind: Kind, seed: int = 0, attn_implementation: str | None = None
+) -> TinyModel:
+    """Build the tiny random `model_type` for `kind`, run its forward, check finite logits.
+
+    Raises `ValueError` for an unknown `model_type`; `TinyBuildError` (carrying the
+    `BuildFailure`) when a stage fails.
+    """
+    outcome = _build(model_type, kind, seed, attn_implementation)
+    if isinstance(outcome, BuildFailure):
+        raise TinyBuildError(outcome)
+    return outcome
+
+
+class TinyBuildError(RuntimeError):
+    """A tiny model could not be built or run; `.failure` says at which stage and why."""
+
+    def __init__(self, failure: BuildFailure) -> None:
+        super().__init__(f"{failure.model_type} ({failure.kind}) failed at {failure.stage}: {failure.reason}")
+        self.failure = failure
+
+
+def _build(model_type: str, kind: Kind, seed: int, attn: str | None) -> TinyModel | BuildFailure:
+    import torch
+
+    try:
+        with _quiet():
+            config = _run("config", lambda: tiny_config(model_type, kind))
+            model = _run("instantiate", lambda: _instantiate(config, kind, seed, attn))
+            tiny = TinyModel(
+                model_type=model_type,
+                kind=kind,
+                config=model.config,
+                model=model,
+                vocab_size=_text_vocab(config, model),
+                special_ids=special_token_ids(config),
+                seed=seed,
+            )
+            logits = _run("forward", lambda: _forward(tiny))
+    except _StageError as err:
+        if err.stage == "config" and isinstance(err.__cause__, ValueError):
+            if str(err.__cause__).startswith("unknown"):
+                raise err.__cause__ from None
+        return BuildFailure(model_type, kind, err.stage, err.reason)
+    if not torch.isfinite(logits).all():
+        return BuildFailure(model_type, kind, "nonfinite", f"logits {tuple(logits.shape)} not finite")
+    return tiny
+
+
+def build_all(
+    kind: Kind, seed: int = 0, keep_models: bool = True, only: tuple[str, ...] | None = None
+) -> tuple[BuildRecord, ...]:
+    """Try every architecture of `kind` (or those in `only`); one record each, none dropped."""
+    records = []
+    for arch in list_architectures(kind):
+        if only is not None and arch.model_type not in only:
+            continue
+        start = time.perf_counter()
+        outcome = _build(arch.model_type, kind, seed, None)
+        seconds = time.perf_counter() - start
+        n_params = outcome.n_params if isinstance(outcome, TinyModel) else 0
+        if isinstance(outcome, TinyModel) and not keep_models:
+            outcome = TinyModel(
+                outcome.model_type, kind, outcome.config, _DROPPED, 0, outcome.special_ids
+            )
+        records.append(BuildRecord(arch.model_type, outcome, n_params, seconds))
+    return tuple(records)
+
+
+_DROPPED: Any = None
