@@ -59,7 +59,9 @@ def encode(
     """Tokenize ``prompts`` into ``input_ids`` / ``attention_mask`` ``[batch, pos]`` on the model's device."""
     tok = model.tokenizer
     if tok is None:
-        raise ValueError("this model has no tokenizer; pass tokenizer= when building StandardizedTransformer")
+        raise ValueError(
+            "this model has no tokenizer; pass tokenizer= when building StandardizedTransformer"
+        )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     with padding_side(tok, side):
@@ -71,7 +73,10 @@ def encode(
             max_length=max_length,
         )
     device = model_device(model)
-    return {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
+    return {
+        "input_ids": batch["input_ids"].to(device),
+        "attention_mask": batch["attention_mask"].to(device),
+    }
 
 
 def model_device(model: StandardizedTransformer) -> torch.device:
@@ -81,7 +86,9 @@ def model_device(model: StandardizedTransformer) -> torch.device:
         return torch.device("cpu")
 
 
-def layer_list(model: StandardizedTransformer, layers: int | Sequence[int] | None) -> tuple[int, ...]:
+def layer_list(
+    model: StandardizedTransformer, layers: int | Sequence[int] | None
+) -> tuple[int, ...]:
     """Normalised, sorted, de-duplicated layer indices (all layers when None)."""
     if layers is None:
         return tuple(range(model.num_layers))
@@ -124,7 +131,9 @@ def check_component(component: str) -> Component:
 def head_dim(model: StandardizedTransformer) -> int:
     heads = model.num_heads
     if not heads:
-        raise ValueError("per-head methods need num_heads, which this architecture does not declare")
+        raise ValueError(
+            "per-head methods need num_heads, which this architecture does not declare"
+        )
     return int(getattr(model.hf_model.config, "head_dim", None) or model.hidden_size // heads)
 
 
@@ -132,7 +141,9 @@ def out_proj_name(model: StandardizedTransformer, layer: int) -> str:
     """Name of the attention output projection of ``layer`` (its input is ``[batch, pos, heads*head_dim]``)."""
     path = model.arch.attention[layer]
     if path is None:
-        raise ValueError(f"layer {layer} has no attention module; per-head access is not possible there")
+        raise ValueError(
+            f"layer {layer} has no attention module; per-head access is not possible there"
+        )
     attention = model.hf_model.get_submodule(model.arch.layers).get_submodule(f"{layer}.{path}")
     width = (model.num_heads or 0) * head_dim(model)
     for name in _OUT_PROJ_NAMES:
@@ -158,7 +169,9 @@ def component_envoy_value(model: StandardizedTransformer, component: Component, 
     return getattr(model.attentions[layer], out_proj_name(model, layer)).input
 
 
-def set_component(model: StandardizedTransformer, component: Component, layer: int, value: Any) -> None:
+def set_component(
+    model: StandardizedTransformer, component: Component, layer: int, value: Any
+) -> None:
     """Inside a trace: replace the activation of ``component`` at ``layer`` with ``value``."""
     if component == "resid_pre":
         model.layers_input[layer] = value
@@ -172,5 +185,5 @@ def set_component(model: StandardizedTransformer, component: Component, layer: i
         getattr(model.attentions[layer], out_proj_name(model, layer)).input = value
 
 
-def token_strings(model: StandardizedTransformer, ids: Sequence[int]) -> tuple[str, ...]:
+def token_strings(model: StandardizedTransformer, ids: Sequence[int] | torch.Tensor) -> tuple[str, ...]:
     return tuple(model.tokenizer.decode([int(i)]) for i in ids)

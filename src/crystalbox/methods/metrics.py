@@ -10,7 +10,15 @@ import torch
 
 from crystalbox.methods.prompts import single_token_id
 
-__all__ = ["LogitDiff", "Metric", "TargetLogProb", "TargetProb", "logit_diff", "target_logprob", "target_prob"]
+__all__ = [
+    "LogitDiff",
+    "Metric",
+    "TargetLogProb",
+    "TargetProb",
+    "logit_diff",
+    "target_logprob",
+    "target_prob",
+]
 
 Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, vocab] -> score [batch]
 
@@ -61,5 +69,7 @@ def target_logprob(target: int | str, tokenizer: Any = None) -> TargetLogProb:
 
 def _token(value: int | str, tokenizer: Any) -> int:
     if isinstance(value, str) and tokenizer is None:
-        raise ValueError(f"target {value!r} is a string: pass tokenizer=model.tokenizer, or a token id")
+        raise ValueError(
+            f"target {value!r} is a string: pass tokenizer=model.tokenizer, or a token id"
+        )
     return single_token_id(tokenizer, value)

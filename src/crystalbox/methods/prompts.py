@@ -44,7 +44,9 @@ def single_token_id(tokenizer: Any, text: str | int) -> int:
     return ids[0]
 
 
-def get_first_tokens(words: str | Sequence[str], tokenizer: Any, *, spaces: str = "both") -> list[int]:
+def get_first_tokens(
+    words: str | Sequence[str], tokenizer: Any, *, spaces: str = "both"
+) -> list[int]:
     """First token of each word, as written and/or with a leading space (``spaces``: both/with/without).
 
     Returns the de-duplicated ids, in order of first appearance.
@@ -57,7 +59,11 @@ def get_first_tokens(words: str | Sequence[str], tokenizer: Any, *, spaces: str 
         stripped = word.strip()
         if not stripped:
             raise ValueError(f"get_first_tokens: empty word {word!r}")
-        variants = {"both": [stripped, " " + stripped], "with": [" " + stripped], "without": [stripped]}[spaces]
+        variants = {
+            "both": [stripped, " " + stripped],
+            "with": [" " + stripped],
+            "without": [stripped],
+        }[spaces]
         for variant in variants:
             ids = _ids(tokenizer, variant)
             if ids and ids[0] not in out:
@@ -152,13 +158,17 @@ def run_prompts(
     layers = tuple(range(model.num_layers)) if per_layer else None
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        probs = _last_probs(model, [p.prompt for p in chunk], per_layer)  # [b, vocab] or [b, layers, vocab]
+        probs = _last_probs(
+            model, [p.prompt for p in chunk], per_layer
+        )  # [b, vocab] or [b, layers, vocab]
         for name in names:
             values = []
             for r, p in enumerate(chunk):
                 ids = list(p.target_tokens.get(name, ()))
                 row = probs[r]
-                values.append(row[..., ids].sum(-1) if ids else torch.full(row.shape[:-1], float("nan")))
+                values.append(
+                    row[..., ids].sum(-1) if ids else torch.full(row.shape[:-1], float("nan"))
+                )
             out[name].append(torch.stack(values))
     result = {name: torch.cat(chunks) for name, chunks in out.items()}
     return PromptResults(tuple(p.prompt for p in items), result, layers)
