@@ -1,5 +1,6 @@
 """Interpretability methods written once against the standard names."""
 
+from crystalbox.methods.ablation import Ablation, AblationResult, ablate, run_with_ablations
 from crystalbox.methods.lens import LensResult, logit_lens
 from crystalbox.methods.metrics import (
     LogitDiff,
@@ -18,22 +19,36 @@ from crystalbox.methods.prompts import (
     run_prompts,
     single_token_id,
 )
+from crystalbox.methods.steering import (
+    SteeringVector,
+    contrastive_steering_vector,
+    steered_generate,
+    steered_next_token_probs,
+)
 
 __all__ = [
+    "Ablation",
+    "AblationResult",
     "LensResult",
     "LogitDiff",
     "Metric",
     "PatchingResult",
     "Prompt",
     "PromptResults",
+    "SteeringVector",
     "TargetLogProb",
     "TargetProb",
+    "ablate",
     "activation_patching",
+    "contrastive_steering_vector",
     "get_first_tokens",
     "logit_diff",
     "logit_lens",
     "run_prompts",
+    "run_with_ablations",
     "single_token_id",
+    "steered_generate",
+    "steered_next_token_probs",
     "target_logprob",
     "target_prob",
 ]
