@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import nnsight
@@ -19,6 +22,8 @@ __all__ = [
     "BaseModel",
     "Envoy",
     "base_init_kwargs",
+    "child_envoy",
+    "quiet_construction",
     "first_element",
     "replace_first_element",
     "save",
@@ -54,3 +59,24 @@ def replace_first_element(original: Any, new: Any) -> Any:
         original.last_hidden_state = new
         return original
     return new
+
+
+def child_envoy(envoy: Any, path: str) -> Any:
+    """The envoy at dotted ``path`` below ``envoy`` (indices allowed; nnsight moves children that
+    collide with its own names, e.g. a submodule called ``output``, to ``E_<name>``)."""
+    for part in path.split("."):
+        if part.isdigit():
+            envoy = envoy[int(part)]
+        elif f"E_{part}" in vars(envoy):
+            envoy = vars(envoy)[f"E_{part}"]
+        else:
+            envoy = getattr(envoy, part)
+    return envoy
+
+
+@contextlib.contextmanager
+def quiet_construction() -> Iterator[None]:
+    """Silence nnsight's notice about submodules renamed to ``E_<name>`` (child_envoy handles them)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*has a submodule named .*", category=UserWarning)
+        yield

@@ -17,7 +17,7 @@ Task = Literal["causal", "masked", "seq2seq"]
 # nnsight / transformers pipeline task for each kind of head
 PIPELINE_TASK: dict[Task, str] = {
     "causal": "text-generation",
-    "masked": "fill-mask",
+    "masked": "feature-extraction",  # fill-mask's preprocessing demands exactly one [MASK]
     "seq2seq": "text2text-generation",
 }
 
@@ -79,7 +79,25 @@ def _from_module(module: nn.Module, tokenizer: Any | None) -> LoadedModel:
             f"PreTrainedModel objects (e.g. AutoModelForCausalLM.from_pretrained(...))"
         )
     module.eval()
+    if tokenizer is None:
+        tokenizer = _tokenizer_of(module)
     return LoadedModel(module, tokenizer, _task_of_model(module), type(module).__name__)
+
+
+def _tokenizer_of(module: nn.Module) -> Any:
+    from transformers import AutoTokenizer
+
+    name = str(getattr(module, "name_or_path", "") or "")
+    fix = (
+        "pass tokenizer=... (e.g. AutoTokenizer.from_pretrained(...)); for a random tiny model, "
+        "crystalbox.synthetic_tokenizer.synthetic_tokenizer(vocab_size) gives a character-level one"
+    )
+    if not name:
+        raise ModelNotFoundError(f"{type(module).__name__} was not loaded from a folder or hub name, so it has no tokenizer; {fix}")
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"no tokenizer found for {name!r} ({exc}); {fix}") from exc
 
 
 def _load_config(path: str) -> Any:

@@ -41,15 +41,16 @@ class StandardizedTransformer(_nnsight.BaseModel):
     ) -> None:
         loaded = load_model(model, tokenizer, device_map=device_map, dtype=dtype, attn_implementation=attn_implementation)
         arch = resolve_arch(loaded.model, roles)
-        reference = _reference_logits(loaded) if check else None
         layers = list(loaded.model.get_submodule(arch.layers))
+        reference, self._tuple_layer_output = _reference_run(loaded, layers[0])
         attention_modules = [_sub(layer, path) for layer, path in zip(layers, arch.attention, strict=True)]
         probes = install_probes(loaded.model, attention_modules)
         recorder = InputRecorder(loaded.model)
-        super().__init__(
-            loaded.model,
-            **_nnsight.base_init_kwargs(PIPELINE_TASK[loaded.task], loaded.tokenizer, _rename_map(arch)),
-        )
+        with _nnsight.quiet_construction():
+            super().__init__(
+                loaded.model,
+                **_nnsight.base_init_kwargs(PIPELINE_TASK[loaded.task], loaded.tokenizer, _rename_map(arch)),
+            )
         self._arch = arch
         self._loaded = loaded
         self._recorder = recorder
@@ -69,7 +70,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
             [self._probe_envoy(i) if probes[i] is not None else None for i in range(n)],
             n,
         )
-        if reference is not None:
+        if check:
             from crystalbox.validation import check_logits_match
 
             check_logits_match(self, reference)
@@ -107,10 +108,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
         return self._arch.vocab_size
 
     def _root_envoy(self, path: str) -> Any:
-        envoy: Any = self
-        for part in path.split("."):
-            envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
-        return envoy
+        return _nnsight.child_envoy(self, path)
 
     def _layer_envoy(self, i: int) -> Any:
         return self._root_envoy(self._arch.layers)[i]
@@ -118,10 +116,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
     def _per_layer(self, i: int, path: str | None) -> Any:
         if path is None:
             return None
-        envoy = self._layer_envoy(i)
-        for part in path.split("."):
-            envoy = getattr(envoy, part)
-        return envoy
+        return _nnsight.child_envoy(self._layer_envoy(i), path)
 
     def _attention_envoy(self, i: int) -> Any:
         return self._per_layer(i, self._arch.attention[i])
@@ -228,7 +223,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
 
     def _layer_output_like(self, i: int, hidden: Any) -> Any:
         # decoder layers return a bare tensor in transformers 5; older layouts return tuples
-        return (hidden,) if self._arch.model_type in _TUPLE_LAYER_OUTPUT else hidden
+        return (hidden,) if self._tuple_layer_output else hidden
 
     def steer(
         self,
@@ -263,10 +258,6 @@ class StandardizedTransformer(_nnsight.BaseModel):
         return describe(self)
 
 
-# families whose decoder layer returns a tuple (hidden, ...) rather than a bare tensor
-_TUPLE_LAYER_OUTPUT: frozenset[str] = frozenset()
-
-
 def _sub(layer: nn.Module, path: str | None) -> nn.Module | None:
     return layer.get_submodule(path) if path else None
 
@@ -282,13 +273,20 @@ def _rename_map(arch: ResolvedArch) -> dict[str, str]:
     return {key: value for key, value in rename.items() if key != value}
 
 
-def _reference_logits(loaded: LoadedModel) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Raw HF logits on a fixed probe input, computed before anything is installed."""
+def _reference_run(
+    loaded: LoadedModel, first_layer: nn.Module
+) -> tuple[tuple[dict[str, torch.Tensor], torch.Tensor], bool]:
+    """Raw HF logits on a fixed probe input (before anything is installed), and whether layers return tuples."""
     from crystalbox.validation import probe_inputs
 
     inputs = probe_inputs(loaded)
-    with torch.no_grad():
-        logits = loaded.model(**inputs).logits
+    seen: list[bool] = []
+    handle = first_layer.register_forward_hook(lambda _m, _i, out: seen.append(isinstance(out, (tuple, list))))
+    try:
+        with torch.no_grad():
+            logits = loaded.model(**inputs).logits
+    finally:
+        handle.remove()
     if not torch.isfinite(logits).all():
         raise CrystalboxError("the raw model produces non-finite logits on the probe input")
-    return inputs, logits
+    return (inputs, logits), bool(seen and seen[0])
