@@ -53,7 +53,9 @@ class ProgramConfig:
                     "in a categorical variable; raise d_var"
                 )
             if not 0 <= self.pad_id < self.vocab_size:
-                problems.append(f"pad_id {self.pad_id} is outside the vocabulary [0, {self.vocab_size})")
+                problems.append(
+                    f"pad_id {self.pad_id} is outside the vocabulary [0, {self.vocab_size})"
+                )
         if problems:
             raise ValueError("invalid ProgramConfig: " + "; ".join(problems))
 
@@ -100,7 +102,9 @@ def num_mlp_name(layer: int, mlp: int) -> str:
     return f"num_mlp_{layer}_{mlp}"
 
 
-def variable_layout(config: ProgramConfig) -> tuple[tuple[VariableSpec, ...], tuple[VariableSpec, ...]]:
+def variable_layout(
+    config: ProgramConfig,
+) -> tuple[tuple[VariableSpec, ...], tuple[VariableSpec, ...]]:
     """Categorical and numerical variables of the final stream, in stream order.
 
     Categorical: ``tokens``, ``positions``, then per layer its categorical heads, categorical

@@ -1,7 +1,7 @@
 """The constrained transformer whose argmax version is a program.
 
 The residual stream is two stacks of named variables (see ``config.variable_layout``):
-categorical ``[batch, pos, n_cat, k]`` (one-hot in the argmax model) and numerical
+categorical ``[batch, pos, k, n_cat]`` (one-hot in the argmax model) and numerical
 ``[batch, pos, n_num]``. Modules append variables; nothing is added into existing ones.
 Every choice (which variable a slot reads, each predicate row, the attended key, each MLP
 output value) is a sample from logits; with ``sampler="argmax"`` all of them are exact
@@ -10,37 +10,49 @@ one-hots and the attention follows ``semantics`` exactly (the argmax path calls 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from crystalbox.programs.config import ProgramConfig, n_cat_before, n_num_before
-from crystalbox.programs.samplers import Sampler, sample
-from crystalbox.programs.semantics import allowed_keys, closest_match, position_bias
+from crystalbox.programs.kernels import get_kernel
+from crystalbox.programs.samplers import Sampler, _gumbel_like, sample
+from crystalbox.programs.semantics import (
+    aggregate,
+    aggregate_sum,
+    allowed_keys,
+    match_matrix,
+    position_bias,
+    select_closest,
+)
 
 __all__ = ["ProgramLayer", "ProgramTransformer"]
-
-_LOG_EPS = 1e-4
 
 
 def _logits(*shape: int, std: float = 0.1) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) * std)
 
 
-def _read(stream: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-    """Categorical reads: stream ``[b, n, v, k]``, probs ``[h, v]`` -> ``[b, h, n, k]``."""
-    return torch.einsum("bnvk,hv->bhnk", stream, probs)
-
-
 class ProgramLayer(nn.Module):
-    """One layer: categorical and numerical heads, then categorical and numerical MLPs."""
+    """One layer: categorical and numerical heads, then categorical and numerical MLPs.
+
+    Read logits are ``[slots, n_vars]``; predicate logits ``[heads, query_value, key_value]``.
+    """
 
     def __init__(self, config: ProgramConfig, layer: int) -> None:
         super().__init__()
         self.config = config
+        self.compiled = False
         k, d = config.d_var, config.d_mlp
         n_cat, n_num = n_cat_before(config, layer), n_num_before(config, layer)
-        hc, hn, mc, mn = config.n_cat_heads, config.n_num_heads, config.n_cat_mlps, config.n_num_mlps
+        hc, hn, mc, mn = (
+            config.n_cat_heads,
+            config.n_num_heads,
+            config.n_cat_mlps,
+            config.n_num_mlps,
+        )
         # categorical heads: reads over categorical variables, predicate rows over key values
         self.cat_key, self.cat_query, self.cat_value = (_logits(hc, n_cat) for _ in range(3))
         self.cat_pred = _logits(hc, k, k, std=1.0)
@@ -50,7 +62,7 @@ class ProgramLayer(nn.Module):
         self.num_pred = _logits(hn, k, k, std=1.0)
         # categorical MLPs read 2 categorical variables (this layer's head outputs included)
         self.mlp_read = _logits(mc, 2, n_cat + hc)
-        self.mlp_w1 = _logits(mc, 2 * k, d, std=(1 / 2) ** 0.5)
+        self.mlp_w1 = _logits(mc, 2 * k, d, std=0.5**0.5)
         self.mlp_b1 = nn.Parameter(torch.zeros(mc, d))
         self.mlp_w2 = _logits(mc, d, k, std=d**-0.5)
         self.mlp_b2 = nn.Parameter(torch.zeros(mc, k))
@@ -60,55 +72,91 @@ class ProgramLayer(nn.Module):
         self.num_mlp_b1 = nn.Parameter(torch.randn(mn, d))
         self.num_mlp_w2 = _logits(mn, d, k, std=d**-0.5)
         self.num_mlp_b2 = nn.Parameter(torch.zeros(mn, k))
+        self.bias: torch.Tensor
         self.register_buffer("bias", position_bias(config.n_ctx), persistent=False)
 
-    def _match(
-        self,
-        cat: torch.Tensor,
-        key: nn.Parameter,
-        query: nn.Parameter,
-        pred: nn.Parameter,
-        sampler: Sampler,
-        tau: float,
-    ) -> torch.Tensor:
-        """Soft match ``[b, h, q, j]`` (exact 0/1 under argmax), before masking."""
-        keys = _read(cat, sample(key, sampler, tau))
-        queries = _read(cat, sample(query, sampler, tau))
-        wanted = torch.einsum("bhqa,hac->bhqc", queries, sample(pred, sampler, tau))
-        return torch.einsum("bhqc,bhjc->bhqj", wanted, keys)
+    def _heads_argmax(
+        self, cat: torch.Tensor, num: torch.Tensor, key_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The program: integer reads and ``semantics`` selection, exactly."""
+        values_of = cat.argmax(dim=2)  # [b, n, v]: value of every categorical variable
+        causal = self.config.causal
+        k = self.config.d_var
 
-    def _cat_heads(
-        self, cat: torch.Tensor, allowed: torch.Tensor, sampler: Sampler, tau: float
-    ) -> torch.Tensor:
-        n = cat.shape[1]
-        match = self._match(cat, self.cat_key, self.cat_query, self.cat_pred, sampler, tau)
-        values = _read(cat, sample(self.cat_value, sampler, tau))  # [b, h, j, k]
-        if sampler == "argmax":
-            selected = closest_match((match > 0.5) & allowed)  # the specification
-            attn = F.one_hot(selected, n).to(values.dtype)
-        else:
-            match = match * allowed
-            no_match = torch.prod(1.0 - match[..., 1:], dim=-1)
-            bos = match[..., 0] + (1.0 - match[..., 0]) * no_match
-            match = torch.cat([bos.unsqueeze(-1), match[..., 1:]], dim=-1)
-            logits = torch.log(match + _LOG_EPS) + self.bias[:n, :n]
-            attn = sample(logits.masked_fill(~allowed, float("-inf")), sampler, tau)
-        return torch.einsum("bhqj,bhjk->bqhk", attn, values)  # [b, q, h, k]
+        def pick(read: torch.Tensor) -> torch.Tensor:  # [h, v] logits -> [b, h, n] values
+            return values_of[..., read.argmax(dim=-1)].permute(0, 2, 1)
 
-    def _num_heads(
+        mask = key_mask.unsqueeze(1)
+        selected = select_closest(
+            pick(self.cat_key),
+            pick(self.cat_query),
+            self.cat_pred.argmax(-1),
+            causal,
+            mask,
+        )  # [b, h, q]
+        copied = aggregate(selected, pick(self.cat_value))  # [b, h, q]
+        head_cat = F.one_hot(copied, k).permute(0, 2, 3, 1).to(cat.dtype)  # [b, n, k, h]
+        match = match_matrix(
+            pick(self.num_key),
+            pick(self.num_query),
+            self.num_pred.argmax(-1),
+            causal,
+            mask,
+        )
+        values = num[..., self.num_value.argmax(dim=-1)].permute(0, 2, 1)  # [b, h, n]
+        head_num = aggregate_sum(match, values).permute(0, 2, 1)  # [b, n, h]
+        return head_cat, head_num
+
+    def _heads_soft(
         self,
         cat: torch.Tensor,
         num: torch.Tensor,
-        allowed: torch.Tensor,
+        key_mask: torch.Tensor,
         sampler: Sampler,
         tau: float,
-    ) -> torch.Tensor:
-        match = self._match(cat, self.num_key, self.num_query, self.num_pred, sampler, tau)
-        if sampler == "argmax":
-            match = (match > 0.5).to(num.dtype)
-        match = match * allowed
-        values = torch.einsum("bnv,hv->bhn", num, sample(self.num_value, sampler, tau))
-        return torch.einsum("bhqj,bhj->bqh", match, values)  # [b, q, h]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n = cat.shape[:2]
+        hc, hn = self.config.n_cat_heads, self.config.n_num_heads
+        allowed = allowed_keys(n, self.config.causal, key_mask).unsqueeze(1)  # [b, 1, q, j]
+        reads = torch.cat(
+            [
+                sample(p, sampler, tau)
+                for p in (
+                    self.cat_query,
+                    self.cat_key,
+                    self.cat_value,
+                    self.num_query,
+                    self.num_key,
+                )
+            ]
+        )  # [5 slots of heads, v]
+        streamed = cat @ reads.T  # [b, n, k, slots]
+        q, kk, v, nq, nk = streamed.split([hc, hc, hc, hn, hn], dim=-1)
+        tau_t = torch.as_tensor(tau, dtype=cat.dtype)
+        if hc:
+            noise = torch.zeros(b, hc, n, n)
+            if sampler in ("gumbel_soft", "gumbel_hard"):
+                noise = _gumbel_like(noise)
+            kernel = get_kernel("cat_heads_soft", self.compiled)
+            head_cat = kernel(
+                q,
+                kk,
+                v,
+                sample(self.cat_pred, sampler, tau),
+                allowed,
+                self.bias[:n, :n],
+                noise,
+                tau_t,
+            )
+        else:
+            head_cat = cat.new_zeros(b, n, cat.shape[2], 0)
+        if hn:
+            values = num @ sample(self.num_value, sampler, tau).T  # [b, n, h]
+            kernel = get_kernel("num_heads_soft", self.compiled)
+            head_num = kernel(nq, nk, values, sample(self.num_pred, sampler, tau), allowed)
+        else:
+            head_num = num.new_zeros(b, n, 0)
+        return head_cat, head_num
 
     def _mlp(
         self,
@@ -120,9 +168,9 @@ class ProgramLayer(nn.Module):
         sampler: Sampler,
         tau: float,
     ) -> torch.Tensor:
-        """``x``: ``[b, n, m, d_in]`` -> sampled one-hot outputs ``[b, n, m, k]``."""
-        hidden = torch.relu(torch.einsum("bnmi,mid->bnmd", x, w1) + b1)
-        logits = torch.einsum("bnmd,mdk->bnmk", hidden, w2) + b2
+        """``x``: ``[m, b*n, d_in]`` -> sampled one-hot outputs ``[m, b*n, k]``."""
+        hidden = torch.relu(torch.bmm(x, w1) + b1.unsqueeze(1))
+        logits = torch.bmm(hidden, w2) + b2.unsqueeze(1)
         return sample(logits, sampler, tau)
 
     def forward(
@@ -133,33 +181,34 @@ class ProgramLayer(nn.Module):
         sampler: Sampler,
         tau: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cat [b, n, v, k]``, ``num [b, n, u]``, ``key_mask [b, n]`` -> extended streams."""
-        b, n = cat.shape[:2]
-        allowed = allowed_keys(n, self.config.causal, key_mask).unsqueeze(1)  # [b, 1, q, j]
-        head_cat = self._cat_heads(cat, allowed, sampler, tau)
-        head_num = self._num_heads(cat, num, allowed, sampler, tau)
-        cat = torch.cat([cat, head_cat], dim=2)
-        num = torch.cat([num, head_num], dim=2)
+        """``cat [b, n, k, v]``, ``num [b, n, u]``, ``key_mask [b, n]`` -> extended streams."""
+        b, n, k = cat.shape[:3]
+        if sampler == "argmax":
+            head_cat, head_num = self._heads_argmax(cat, num, key_mask)
+        else:
+            head_cat, head_num = self._heads_soft(cat, num, key_mask, sampler, tau)
+        cat = torch.cat([cat, head_cat], dim=-1)
+        num = torch.cat([num, head_num], dim=-1)
         new = []
-        if self.mlp_read.shape[0]:
-            read = sample(self.mlp_read, sampler, tau)
-            x = torch.einsum("bnvk,msv->bnmsk", cat, read).reshape(b, n, read.shape[0], -1)
-            new.append(self._mlp(x, self.mlp_w1, self.mlp_b1, self.mlp_w2, self.mlp_b2, sampler, tau))
-        if self.num_mlp_read.shape[0]:
-            read = sample(self.num_mlp_read, sampler, tau)
-            x = torch.einsum("bnv,msv->bnms", num, read)
-            new.append(
-                self._mlp(
-                    x,
-                    self.num_mlp_w1,
-                    self.num_mlp_b1,
-                    self.num_mlp_w2,
-                    self.num_mlp_b2,
-                    sampler,
-                    tau,
-                )
+        mc, mn = self.mlp_read.shape[0], self.num_mlp_read.shape[0]
+        if mc:
+            read = sample(self.mlp_read, sampler, tau).reshape(2 * mc, -1)  # [m*2, v]
+            x = (
+                (cat @ read.T)
+                .reshape(b * n, k, mc, 2)
+                .permute(2, 0, 3, 1)
+                .reshape(mc, b * n, 2 * k)
             )
-        return torch.cat([cat, *new], dim=2), num
+            out = self._mlp(x, self.mlp_w1, self.mlp_b1, self.mlp_w2, self.mlp_b2, sampler, tau)
+            new.append(out.permute(1, 2, 0).reshape(b, n, k, mc))
+        if mn:
+            read = sample(self.num_mlp_read, sampler, tau).reshape(2 * mn, -1)
+            x = (num @ read.T).reshape(b * n, mn, 2).permute(1, 0, 2)
+            out = self._mlp(
+                x, self.num_mlp_w1, self.num_mlp_b1, self.num_mlp_w2, self.num_mlp_b2, sampler, tau
+            )
+            new.append(out.permute(1, 2, 0).reshape(b, n, k, mn))
+        return torch.cat([cat, *new], dim=-1), num
 
 
 class ProgramTransformer(nn.Module):
@@ -172,6 +221,11 @@ class ProgramTransformer(nn.Module):
         n_cat, n_num = n_cat_before(config, config.n_layers), n_num_before(config, config.n_layers)
         self.classifier_cat = _logits(n_cat, config.d_var, config.n_classes)
         self.classifier_num = _logits(n_num, config.n_classes)
+
+    def use_compiled_kernels(self, enabled: bool = True) -> None:
+        """Run the relaxed attention through ``torch.compile`` (faster training on CPU)."""
+        for layer in self.layers:
+            cast(ProgramLayer, layer).compiled = enabled
 
     def check_tokens(self, tokens: torch.Tensor) -> None:
         """Raise ``ValueError``/``TypeError`` for inputs the model cannot read."""
@@ -193,7 +247,7 @@ class ProgramTransformer(nn.Module):
     def stream(
         self, tokens: torch.Tensor, sampler: Sampler = "argmax", tau: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final residual stream: categorical ``[b, n, n_cat, k]``, numerical ``[b, n, n_num]``."""
+        """Final residual stream: categorical ``[b, n, k, n_cat]``, numerical ``[b, n, n_num]``."""
         self.check_tokens(tokens)
         tokens = tokens.long()
         b, n = tokens.shape
@@ -201,7 +255,7 @@ class ProgramTransformer(nn.Module):
         device = self.classifier_num.device
         tokens = tokens.to(device)
         positions = torch.arange(n, device=device).expand(b, n)
-        cat = torch.stack([F.one_hot(tokens, k), F.one_hot(positions, k)], dim=2).float()
+        cat = torch.stack([F.one_hot(tokens, k), F.one_hot(positions, k)], dim=-1).float()
         num = torch.ones(b, n, 1, device=device)
         key_mask = tokens != self.config.pad_id
         key_mask[:, 0] = True  # BOS is always a key
@@ -214,9 +268,9 @@ class ProgramTransformer(nn.Module):
     ) -> torch.Tensor:
         """Class logits ``[batch, pos, n_classes]``; ``sampler="argmax"`` is the program."""
         cat, num = self.stream(tokens, sampler, tau)
-        return torch.einsum("bnvk,vkc->bnc", cat, self.classifier_cat) + torch.einsum(
-            "bnu,uc->bnc", num, self.classifier_num
-        )
+        b, n = cat.shape[:2]
+        weight = self.classifier_cat.permute(1, 0, 2).reshape(-1, self.config.n_classes)
+        return cat.reshape(b, n, -1) @ weight + num @ self.classifier_num
 
     @torch.no_grad()
     def predict(self, tokens: torch.Tensor) -> torch.Tensor:

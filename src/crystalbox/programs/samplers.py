@@ -65,4 +65,6 @@ class TemperatureSchedule:
         if self.n_steps == 1:
             return self.end
         fraction = min(max(step / (self.n_steps - 1), 0.0), 1.0)
-        return math.exp(math.log(self.start) + fraction * (math.log(self.end) - math.log(self.start)))
+        return math.exp(
+            math.log(self.start) + fraction * (math.log(self.end) - math.log(self.start))
+        )

@@ -74,9 +74,13 @@ def match_matrix(
 ) -> torch.Tensor:
     """Bool ``[..., q, j]``: key value at ``j`` equals ``predicate[query value at q]``, allowed.
 
-    ``keys``, ``queries``: integer values ``[..., pos]``; ``predicate``: ``[k]`` integers.
+    ``keys``, ``queries``: integer values ``[..., pos]``; ``predicate``: integers ``[..., k]``
+    (``predicate[a]`` is the key value wanted by query value ``a``), leading dimensions
+    broadcasting with those of ``queries``.
     """
-    wanted = predicate.to(torch.long)[queries.to(torch.long)]  # [..., q]
+    queries = queries.to(torch.long)
+    table = predicate.to(torch.long).expand(*queries.shape[:-1], predicate.shape[-1])
+    wanted = torch.gather(table, -1, queries)  # [..., q]
     match = keys.to(torch.long).unsqueeze(-2) == wanted.unsqueeze(-1)
     return match & allowed_keys(keys.shape[-1], causal, key_mask)
 
