@@ -1,0 +1,74 @@
+"""Bad input gets a clear, typed error that names the problem and the fix."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from crystalbox import ArchitectureError, ModelNotFoundError, StandardizedTransformer, _nnsight
+from crystalbox.arch.resolve import resolve_arch
+from crystalbox.methods.lens import logit_lens
+
+
+def test_unresolvable_role_names_the_role_and_the_override(make_tiny):
+    hf = make_tiny("llama").hf_model
+    with pytest.raises(ArchitectureError) as info:
+        resolve_arch(hf, {"ln_final": "model.final_norm_that_does_not_exist", "layers": "model.blocks"})
+    message = str(info.value)
+    assert "ln_final" in message and "layers" in message
+    assert "roles=" in message and "register_spec" in message
+
+
+def test_unknown_override_key_is_refused(make_tiny):
+    with pytest.raises(ValueError, match="unknown role override"):
+        resolve_arch(make_tiny("llama").hf_model, {"attn": "self_attn"})
+
+
+def test_override_fixes_what_discovery_cannot(make_tiny):
+    hf = make_tiny("llama").hf_model
+    arch = resolve_arch(hf, {"ln_final": None})
+    assert arch.ln_final is None and arch.num_layers == hf.config.num_hidden_layers
+
+
+@pytest.mark.parametrize("index", [2, 99, -3])
+def test_layer_index_out_of_range_gives_the_range(make_tiny, index):
+    model = make_tiny("llama")
+    with pytest.raises(IndexError, match=r"valid indices 0\.\.1"), model.trace(["hi"]):
+        _nnsight.save(model.layers_output[index])
+
+
+def test_unknown_model_name_offline_fails_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match="offline") as info:
+        StandardizedTransformer("no-such-org/no-such-model-xyz")
+    assert time.perf_counter() - start < 30
+    assert "local folder" in str(info.value)
+
+
+def test_folder_without_config_is_named(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="config.json"):
+        StandardizedTransformer(tmp_path)
+
+
+def test_steering_vector_of_wrong_size(make_tiny):
+    model = make_tiny("llama")
+    with pytest.raises(ValueError, match=rf"shape \[{model.hidden_size}\]"), model.trace(["hi"]):
+        model.steer(0, torch.ones(model.hidden_size + 1))
+
+
+def test_empty_prompt_is_refused(make_tiny):
+    with pytest.raises(ValueError, match="non-empty"):
+        logit_lens(make_tiny("llama"), "")
+
+
+def test_module_without_tokenizer_says_how_to_get_one(make_tiny):
+    with pytest.raises(ModelNotFoundError, match="synthetic_tokenizer"):
+        StandardizedTransformer(make_tiny("llama").hf_model)
+
+
+def test_non_model_object_is_a_type_error():
+    with pytest.raises(TypeError, match="hub name, a local folder"):
+        StandardizedTransformer(42)  # type: ignore[arg-type]
