@@ -30,7 +30,23 @@ _EXPORTS: dict[str, str] = {
     "CheckpointError": "crystalbox.errors",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ArchSpec",
+    "ArchitectureError",
+    "CheckpointError",
+    "CrystalboxError",
+    "ModelNotFoundError",
+    "RoleUnavailableError",
+    "StandardizedTransformer",
+    "ValidationError",
+    "ValidationReport",
+    "__version__",
+    "default_model_path",
+    "load_model",
+    "register_spec",
+    "validate",
+]
 
 
 def __getattr__(name: str) -> Any:

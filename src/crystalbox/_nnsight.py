@@ -23,8 +23,8 @@ __all__ = [
     "Envoy",
     "base_init_kwargs",
     "child_envoy",
-    "quiet_construction",
     "first_element",
+    "quiet_construction",
     "replace_first_element",
     "save",
 ]
@@ -78,5 +78,7 @@ def child_envoy(envoy: Any, path: str) -> Any:
 def quiet_construction() -> Iterator[None]:
     """Silence nnsight's notice about submodules renamed to ``E_<name>`` (child_envoy handles them)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*has a submodule named .*", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*has a submodule named .*", category=UserWarning
+        )
         yield

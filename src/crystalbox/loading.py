@@ -93,7 +93,9 @@ def _tokenizer_of(module: nn.Module) -> Any:
         "crystalbox.synthetic_tokenizer.synthetic_tokenizer(vocab_size) gives a character-level one"
     )
     if not name:
-        raise ModelNotFoundError(f"{type(module).__name__} was not loaded from a folder or hub name, so it has no tokenizer; {fix}")
+        raise ModelNotFoundError(
+            f"{type(module).__name__} was not loaded from a folder or hub name, so it has no tokenizer; {fix}"
+        )
     try:
         return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
@@ -136,7 +138,10 @@ def _task_of_config(config: Any) -> Task:
     from transformers.models.auto import modeling_auto as ma
 
     model_type = config.model_type
-    if getattr(config, "is_encoder_decoder", False) and model_type in ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+    if (
+        getattr(config, "is_encoder_decoder", False)
+        and model_type in ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+    ):
         return "seq2seq"
     if model_type in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return "causal"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -42,7 +42,10 @@ class ValidationReport:
     def table(self) -> str:
         width = max((len(c.name) for c in self.checks), default=10)
         lines = [f"validation of {self.model_type}: {'PASS' if self.ok else 'FAIL'}"]
-        lines += [f"  {'ok  ' if c.passed else 'FAIL'}  {c.name:<{width}}  {c.detail}" for c in self.checks]
+        lines += [
+            f"  {'ok  ' if c.passed else 'FAIL'}  {c.name:<{width}}  {c.detail}"
+            for c in self.checks
+        ]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -71,7 +74,9 @@ def _traced_logits(model: StandardizedTransformer, inputs: dict[str, torch.Tenso
     return logits
 
 
-def check_logits_match(model: StandardizedTransformer, reference: tuple[dict[str, torch.Tensor], torch.Tensor]) -> None:
+def check_logits_match(
+    model: StandardizedTransformer, reference: tuple[dict[str, torch.Tensor], torch.Tensor]
+) -> None:
     """Raise ValidationError unless standardized logits equal the raw ones exactly."""
     inputs, raw = reference
     traced = _traced_logits(model, inputs)
@@ -102,7 +107,9 @@ def _roles(model: StandardizedTransformer) -> CheckResult:
     return CheckResult("roles resolve", True, detail)
 
 
-def _layer_checks(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> list[CheckResult]:
+def _layer_checks(
+    model: StandardizedTransformer, inputs: dict[str, torch.Tensor]
+) -> list[CheckResult]:
     n = model.num_layers
     ins: list[torch.Tensor] = []
     outs: list[torch.Tensor] = []
@@ -117,14 +124,18 @@ def _layer_checks(model: StandardizedTransformer, inputs: dict[str, torch.Tensor
     if model.kind == "seq2seq":
         pos = inputs["decoder_input_ids"].shape[1]
     expected = (batch, pos, model.hidden_size)
-    bad_shapes = [i for i in range(n) if tuple(outs[i].shape) != expected or tuple(ins[i].shape) != expected]
+    bad_shapes = [
+        i for i in range(n) if tuple(outs[i].shape) != expected or tuple(ins[i].shape) != expected
+    ]
     chain = [i for i in range(n - 1) if not torch.equal(outs[i], ins[i + 1])]
     diff = (logits.float() - raw.float()).abs().max().item()
     return [
         CheckResult(
             "layer shapes",
             not bad_shapes,
-            f"all {n} layers {list(expected)}" if not bad_shapes else f"layers {bad_shapes} differ from {list(expected)}",
+            f"all {n} layers {list(expected)}"
+            if not bad_shapes
+            else f"layers {bad_shapes} differ from {list(expected)}",
         ),
         CheckResult(
             "layer i output feeds layer i+1",
@@ -135,10 +146,16 @@ def _layer_checks(model: StandardizedTransformer, inputs: dict[str, torch.Tensor
     ]
 
 
-def _attention_checks(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> list[CheckResult]:
+def _attention_checks(
+    model: StandardizedTransformer, inputs: dict[str, torch.Tensor]
+) -> list[CheckResult]:
     layers = [i for i in range(model.num_layers) if model.attention_probabilities.available(i)]
     if not layers:
-        return [CheckResult("attention probabilities", True, "no probe-able softmax attention (declared)")]
+        return [
+            CheckResult(
+                "attention probabilities", True, "no probe-able softmax attention (declared)"
+            )
+        ]
     probs: list[torch.Tensor] = []
     with torch.no_grad():
         with model.trace(dict(inputs)):
@@ -160,14 +177,20 @@ def _attention_checks(model: StandardizedTransformer, inputs: dict[str, torch.Te
     future = max(p.float().triu(1).abs().max().item() for p in probs) if causal else 0.0
     changed = (edited - base).abs().max().item()
     return [
-        CheckResult("attention probs shape", shapes_ok, f"{len(layers)} layers, {list(probs[0].shape)}"),
+        CheckResult(
+            "attention probs shape", shapes_ok, f"{len(layers)} layers, {list(probs[0].shape)}"
+        ),
         CheckResult("attention rows sum to 1", worst < 1e-4, f"max |sum-1| {worst:.2g}"),
         CheckResult(
             "attention causal" if causal else "attention (non-causal)",
             future == 0.0,
             f"max weight on future keys {future:.2g}" if causal else "encoder: all keys visible",
         ),
-        CheckResult("attention write changes logits", changed > 0, f"layer {layer}: max logit change {changed:.3g}"),
+        CheckResult(
+            "attention write changes logits",
+            changed > 0,
+            f"layer {layer}: max logit change {changed:.3g}",
+        ),
     ]
 
 
@@ -183,7 +206,8 @@ def describe(model: StandardizedTransformer) -> str:
         f"ln_final        {arch.ln_final or '(none: declared absent)'}",
         f"lm_head         {arch.lm_head}",
         f"attention       {_per_layer(arch.attention)}",
-        f"mlp             {_per_layer(arch.mlp)}" + (f" -> output at {_per_layer(arch.mlp_output)}" if arch.spec.mlp_output else ""),
+        f"mlp             {_per_layer(arch.mlp)}"
+        + (f" -> output at {_per_layer(arch.mlp_output)}" if arch.spec.mlp_output else ""),
     ]
     if any(arch.mixer):
         lines.append(f"mixer           {_per_layer(arch.mixer)}")

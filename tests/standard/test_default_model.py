@@ -22,7 +22,12 @@ def test_capital_of_france_is_paris(smollm):
 
 
 def test_structure_of_smollm(smollm):
-    assert (smollm.num_layers, smollm.hidden_size, smollm.num_heads, smollm.vocab_size) == (30, 576, 9, 49152)
+    assert (smollm.num_layers, smollm.hidden_size, smollm.num_heads, smollm.vocab_size) == (
+        30,
+        576,
+        9,
+        49152,
+    )
     assert smollm.arch.source == "registered" and smollm.arch.ln_final == "model.norm"
 
 

@@ -15,7 +15,9 @@ from crystalbox.methods.lens import logit_lens
 def test_unresolvable_role_names_the_role_and_the_override(make_tiny):
     hf = make_tiny("llama").hf_model
     with pytest.raises(ArchitectureError) as info:
-        resolve_arch(hf, {"ln_final": "model.final_norm_that_does_not_exist", "layers": "model.blocks"})
+        resolve_arch(
+            hf, {"ln_final": "model.final_norm_that_does_not_exist", "layers": "model.blocks"}
+        )
     message = str(info.value)
     assert "ln_final" in message and "layers" in message
     assert "roles=" in message and "register_spec" in message
@@ -49,7 +51,7 @@ def test_unknown_model_name_offline_fails_fast(monkeypatch):
 
 
 def test_folder_without_config_is_named(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"config\.json"):
         StandardizedTransformer(tmp_path)
 
 

@@ -11,17 +11,28 @@ from crystalbox.arch.spec import ArchSpec
 
 _ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention", "SelfAttention")
 _MIXER_NAMES = ("mixer", "linear_attn", "mamba", "ssm", "time_mixer", "attention_mixer", "conv")
-_MLP_NAMES = ("mlp", "feed_forward", "ffn", "block_sparse_moe", "moe", "channel_mixer", "feedforward")
-_FINAL_NORM = re.compile(r"(^|\.)(norm|ln_f|final_layer_norm|final_layernorm|norm_f|ln_out|layer_norm|final_norm)$")
+_MLP_NAMES = (
+    "mlp",
+    "feed_forward",
+    "ffn",
+    "block_sparse_moe",
+    "moe",
+    "channel_mixer",
+    "feedforward",
+)
+_FINAL_NORM = re.compile(
+    r"(^|\.)(norm|ln_f|final_layer_norm|final_layernorm|norm_f|ln_out|layer_norm|final_norm)$"
+)
 
 
 def discover_spec(model: nn.Module) -> ArchSpec:
     """Guess a spec from the module tree: the longest ModuleList of blocks, the I/O embeddings, the norm after the stack."""
     names = {module: name for name, module in model.named_modules()}
     layers_path = _largest_block_list(model)
-    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    layer0 = model.get_submodule(layers_path)[0] if layers_path else None
+    hf: Any = model
+    embed = hf.get_input_embeddings() if hasattr(hf, "get_input_embeddings") else None
+    head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
+    layer0 = hf.get_submodule(layers_path)[0] if layers_path else None
     return ArchSpec(
         model_types=(str(getattr(getattr(model, "config", None), "model_type", "unknown")),),
         layers=layers_path or "",
@@ -38,12 +49,16 @@ def discover_spec(model: nn.Module) -> ArchSpec:
 def _largest_block_list(model: nn.Module) -> str | None:
     best: tuple[int, str] | None = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 0:
-            # blocks contain parameters of their own sub-layers; skip lists of plain Linear/Embedding
-            if all(len(list(child.children())) > 0 for child in module):
-                score = (len(module), -name.count("."))
-                if best is None or score > (best[0], -best[1].count(".")):
-                    best = (len(module), name)
+        # blocks have sub-layers of their own; lists of plain Linear/Embedding do not count
+        is_block_list = (
+            isinstance(module, nn.ModuleList)
+            and len(module) > 0
+            and all(len(list(child.children())) > 0 for child in module)
+        )
+        if is_block_list and (
+            best is None or (len(module), -name.count(".")) > (best[0], -best[1].count("."))
+        ):
+            best = (len(module), name)
     return best[1] if best else None
 
 

@@ -56,10 +56,18 @@ def resolve_arch(model: nn.Module, overrides: dict[str, Any] | None = None) -> R
         if not path or _get(model, path) is None:
             problems.append(f"{role}: {'no path' if not path else repr(path) + ' is not a module'}")
     if spec.ln_final is not None and _get(model, spec.ln_final) is None:
-        problems.append(f"ln_final: {spec.ln_final!r} is not a module (declare it absent with ln_final=None)")
-    layer_list = _get(model, spec.layers) if spec.layers else None
-    if spec.layers and layer_list is not None and not isinstance(layer_list, (nn.ModuleList, nn.Sequential)):
-        problems.append(f"layers: {spec.layers!r} is a {type(layer_list).__name__}, not a ModuleList")
+        problems.append(
+            f"ln_final: {spec.ln_final!r} is not a module (declare it absent with ln_final=None)"
+        )
+    layer_list: Any = _get(model, spec.layers) if spec.layers else None
+    if (
+        spec.layers
+        and layer_list is not None
+        and not isinstance(layer_list, (nn.ModuleList, nn.Sequential))
+    ):
+        problems.append(
+            f"layers: {spec.layers!r} is a {type(layer_list).__name__}, not a ModuleList"
+        )
         layer_list = None
     per_layer: dict[str, tuple[str | None, ...]] = {}
     if layer_list is not None:
@@ -67,7 +75,11 @@ def resolve_arch(model: nn.Module, overrides: dict[str, Any] | None = None) -> R
         for role in PER_LAYER_ROLES:
             alternatives = getattr(spec, role)
             per_layer[role] = tuple(_first_present(layer, alternatives) for layer in layers)
-        if not any(per_layer["attention"]) and not any(per_layer["mixer"]) and spec.attention is not None:
+        if (
+            not any(per_layer["attention"])
+            and not any(per_layer["mixer"])
+            and spec.attention is not None
+        ):
             problems.append(
                 f"attention: none of {spec.attention} found in any layer of {spec.layers!r} "
                 f"(children of layer 0: {_child_names(layers[0])})"
@@ -109,11 +121,11 @@ def _apply_overrides(spec: ArchSpec, overrides: dict[str, Any]) -> ArchSpec:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown role override(s) {unknown}; known roles: {sorted(known)}")
-    fixed = {
+    fixed: dict[str, Any] = {
         key: (value,) if key in PER_LAYER_ROLES and isinstance(value, str) else value
         for key, value in overrides.items()
     }
-    return dataclasses.replace(spec, **fixed)
+    return dataclasses.replace(spec, **fixed)  # type: ignore[arg-type]
 
 
 def _get(root: nn.Module, path: str) -> nn.Module | None:

@@ -16,18 +16,28 @@ def register(subparsers: Any) -> None:
     _model_arg(info)
     info.set_defaults(func=_info)
 
-    validate = subparsers.add_parser("validate", help="prove the standardized view equals the raw model")
+    validate = subparsers.add_parser(
+        "validate", help="prove the standardized view equals the raw model"
+    )
     _model_arg(validate)
     validate.set_defaults(func=_validate)
 
-    lens = subparsers.add_parser("lens", help="logit lens: top token per layer, as a table and a heatmap PNG")
+    lens = subparsers.add_parser(
+        "lens", help="logit lens: top token per layer, as a table and a heatmap PNG"
+    )
     lens.add_argument("prompt", help="the prompt to analyse")
     _model_arg(lens)
-    lens.add_argument("--target", action="append", default=[], help="a single-token target to track (repeatable)")
-    lens.add_argument("--out", type=Path, default=Path("out"), help="folder for the heatmap (default: out/)")
+    lens.add_argument(
+        "--target", action="append", default=[], help="a single-token target to track (repeatable)"
+    )
+    lens.add_argument(
+        "--out", type=Path, default=Path("out"), help="folder for the heatmap (default: out/)"
+    )
     lens.set_defaults(func=_lens)
 
-    demo = subparsers.add_parser("demo", help="the main job: load, validate, logit lens on the default model")
+    demo = subparsers.add_parser(
+        "demo", help="the main job: load, validate, logit lens on the default model"
+    )
     _model_arg(demo)
     demo.add_argument("--prompt", default=DEMO_PROMPT)
     demo.add_argument("--out", type=Path, default=Path("out"))
@@ -36,7 +46,9 @@ def register(subparsers: Any) -> None:
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default=None, help="hub name, local folder, or 'smollm2-135m' (default: the embedded SmolLM2-135M)"
+        "--model",
+        default=None,
+        help="hub name, local folder, or 'smollm2-135m' (default: the embedded SmolLM2-135M)",
     )
 
 
@@ -62,7 +74,9 @@ def _lens(args: argparse.Namespace) -> int:
     from crystalbox.methods.lens import logit_lens
 
     if not args.prompt.strip():
-        raise ValueError("the prompt is empty; pass some text, e.g. crystalbox lens 'The capital of France is'")
+        raise ValueError(
+            "the prompt is empty; pass some text, e.g. crystalbox lens 'The capital of France is'"
+        )
     model = _load(args.model)
     result = logit_lens(model, args.prompt, targets=args.target)
     print(result.table())
@@ -80,7 +94,9 @@ def _demo(args: argparse.Namespace) -> int:
     print(model.info(), end="\n\n")
     report = model.validate()
     print(report.table(), end="\n\n")
-    result = logit_lens(model, args.prompt, targets=[" Paris"] if args.prompt == DEMO_PROMPT else [])
+    result = logit_lens(
+        model, args.prompt, targets=[" Paris"] if args.prompt == DEMO_PROMPT else []
+    )
     print(result.table())
     path = result.plot(args.out / "logit_lens.png")
     print(f"\nheatmap written to {path}")

@@ -40,11 +40,19 @@ def _eager_function(attention_module: nn.Module) -> Callable[..., Any] | None:
 
 
 def _make_dispatch(original: str) -> Callable[..., Any]:
-    def dispatch(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                 attention_mask: torch.Tensor | None, **kwargs: Any) -> Any:
+    def dispatch(
+        module: nn.Module,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        **kwargs: Any,
+    ) -> Any:
         probe = getattr(module, PROBE_NAME, None)
         if probe is None or not probe.armed:
-            fn = _eager_function(module) if original == "eager" else _attention_functions()[original]
+            fn = (
+                _eager_function(module) if original == "eager" else _attention_functions()[original]
+            )
             if fn is None:  # pragma: no cover - guarded at install time
                 raise RuntimeError(f"no eager attention function for {type(module).__name__}")
             return fn(module, query, key, value, attention_mask, **kwargs)
@@ -70,7 +78,9 @@ def _as_eager_mask(
         # sdpa leaves the mask out and sets is_causal under exactly this condition
         if not (q_len > 1 and getattr(module, "is_causal", True)):
             return None
-        mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)[None, None]
+        mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)[
+            None, None
+        ]
     if mask.dtype == torch.bool:
         additive = torch.zeros(mask.shape, dtype=query.dtype, device=query.device)
         return additive.masked_fill(~mask, torch.finfo(query.dtype).min)
@@ -94,7 +104,9 @@ def _register(original: str) -> str:
     return name
 
 
-def install_probes(model: nn.Module, attention_modules: list[nn.Module | None]) -> list[AttentionProbe | None]:
+def install_probes(
+    model: nn.Module, attention_modules: list[nn.Module | None]
+) -> list[AttentionProbe | None]:
     """Attach probes to softmax-attention modules that use transformers' attention interface.
 
     Returns one probe per layer (None where the layer has no attention or it cannot be probed).
@@ -103,7 +115,7 @@ def install_probes(model: nn.Module, attention_modules: list[nn.Module | None]) 
     configs = _configs(model)
     original = next((c._attn_implementation for c in configs), None)
     if original is not None and original.startswith(_PREFIX):
-        original = original[len(_PREFIX):]
+        original = original[len(_PREFIX) :]
     if original not in ("eager", "sdpa"):
         return [None for _ in attention_modules]
     probes: list[AttentionProbe | None] = []

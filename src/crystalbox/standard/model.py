@@ -12,7 +12,12 @@ from crystalbox import _nnsight
 from crystalbox.arch.resolve import ResolvedArch, resolve_arch
 from crystalbox.errors import CrystalboxError
 from crystalbox.loading import PIPELINE_TASK, LoadedModel, load_model
-from crystalbox.standard.accessors import LayerAccessor, ModuleAccessor, ProbabilityAccessor, check_layer
+from crystalbox.standard.accessors import (
+    LayerAccessor,
+    ModuleAccessor,
+    ProbabilityAccessor,
+    check_layer,
+)
 from crystalbox.standard.attention_probe import PROBE_NAME, install_probes
 from crystalbox.standard.positions import InputRecorder, last_positions
 
@@ -39,17 +44,27 @@ class StandardizedTransformer(_nnsight.BaseModel):
         attn_implementation: str | None = None,
         check: bool = True,
     ) -> None:
-        loaded = load_model(model, tokenizer, device_map=device_map, dtype=dtype, attn_implementation=attn_implementation)
+        loaded = load_model(
+            model,
+            tokenizer,
+            device_map=device_map,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+        )
         arch = resolve_arch(loaded.model, roles)
         layers = list(loaded.model.get_submodule(arch.layers))
         reference, self._tuple_layer_output = _reference_run(loaded, layers[0])
-        attention_modules = [_sub(layer, path) for layer, path in zip(layers, arch.attention, strict=True)]
+        attention_modules = [
+            _sub(layer, path) for layer, path in zip(layers, arch.attention, strict=True)
+        ]
         probes = install_probes(loaded.model, attention_modules)
         recorder = InputRecorder(loaded.model)
         with _nnsight.quiet_construction():
             super().__init__(
                 loaded.model,
-                **_nnsight.base_init_kwargs(PIPELINE_TASK[loaded.task], loaded.tokenizer, _rename_map(arch)),
+                **_nnsight.base_init_kwargs(
+                    PIPELINE_TASK[loaded.task], loaded.tokenizer, _rename_map(arch)
+                ),
             )
         self._arch = arch
         self._loaded = loaded
@@ -196,13 +211,17 @@ class StandardizedTransformer(_nnsight.BaseModel):
             hidden = self._root_envoy(self._arch.ln_final)(hidden)
         return self._root_envoy(self._arch.lm_head)(hidden)
 
-    def get_topk_closest_tokens(self, hidden: torch.Tensor, k: int = 10) -> list[list[tuple[str, float]]]:
+    def get_topk_closest_tokens(
+        self, hidden: torch.Tensor, k: int = 10
+    ) -> list[list[tuple[str, float]]]:
         """Top-k tokens (and probabilities) of the vocabulary projection of ``hidden`` ``[n, d_model]``."""
         probs = self.project_on_vocab(hidden).softmax(-1)
         values, indices = probs.topk(k, dim=-1)
         return [
             [(self.tokenizer.decode([int(t)]), float(v)) for t, v in zip(row_i, row_v, strict=True)]
-            for row_i, row_v in zip(indices.reshape(-1, k).tolist(), values.reshape(-1, k).tolist(), strict=True)
+            for row_i, row_v in zip(
+                indices.reshape(-1, k).tolist(), values.reshape(-1, k).tolist(), strict=True
+            )
         ]
 
     def skip_layer(self, layer: int, skip_with: torch.Tensor | None = None) -> None:
@@ -281,7 +300,9 @@ def _reference_run(
 
     inputs = probe_inputs(loaded)
     seen: list[bool] = []
-    handle = first_layer.register_forward_hook(lambda _m, _i, out: seen.append(isinstance(out, (tuple, list))))
+    handle = first_layer.register_forward_hook(
+        lambda _m, _i, out: seen.append(isinstance(out, (tuple, list)))
+    )
     try:
         with torch.no_grad():
             logits = loaded.model(**inputs).logits

@@ -35,10 +35,16 @@ class InputRecorder:
     def mask_for(self, batch: int) -> torch.Tensor:
         """The recorded mask when it covers ``batch`` rows."""
         if self.mask is None:
-            raise ValueError("no attention mask was recorded for this trace (pass input_ids or text)")
+            raise ValueError(
+                "no attention mask was recorded for this trace (pass input_ids or text)"
+            )
         if self.mask.shape[0] != batch:
-            if bool((self.mask[:, -1] == 1).all()):  # left padding: the last column is real in every row
-                return torch.ones(batch, self.mask.shape[1], dtype=self.mask.dtype, device=self.mask.device)
+            if bool(
+                (self.mask[:, -1] == 1).all()
+            ):  # left padding: the last column is real in every row
+                return torch.ones(
+                    batch, self.mask.shape[1], dtype=self.mask.dtype, device=self.mask.device
+                )
             raise ValueError(
                 "next_token_probs inside one of several invokes needs left padding; "
                 "use one invoke, or set model.tokenizer.padding_side = 'left'"

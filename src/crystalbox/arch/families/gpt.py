@@ -34,7 +34,9 @@ OPT = ArchSpec(
     attention=("self_attn",),
     mlp=("fc1",),
     mlp_output=("fc2",),
-    notes=("the MLP is two loose linears in the layer: mlps_input is fc1's input, mlps_output fc2's output",),
+    notes=(
+        "the MLP is two loose linears in the layer: mlps_input is fc1's input, mlps_output fc2's output",
+    ),
 )
 
 BLOOM = ArchSpec(

@@ -3,7 +3,18 @@
 from crystalbox.arch.spec import ArchSpec
 
 LLAMA_LIKE = ArchSpec(
-    model_types=("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo", "olmo2"),
+    model_types=(
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "phi3",
+        "olmo",
+        "olmo2",
+    ),
     layers="model.layers",
     embed_tokens="model.embed_tokens",
     ln_final="model.norm",
