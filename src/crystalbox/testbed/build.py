@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from crystalbox.testbed.catalog import Kind, list_architectures
+from crystalbox.testbed.catalog import Kind, get_architecture, list_architectures, model_class
 from crystalbox.testbed.shrink import special_token_ids, tiny_config
 
 if TYPE_CHECKING:
@@ -18,12 +18,6 @@ if TYPE_CHECKING:
 
 Stage = Literal["config", "instantiate", "forward", "nonfinite"]
 T = TypeVar("T")
-
-_AUTO_CLASSES: dict[Kind, str] = {
-    "causal": "AutoModelForCausalLM",
-    "masked": "AutoModelForMaskedLM",
-    "seq2seq": "AutoModelForSeq2SeqLM",
-}
 
 
 @dataclass(frozen=True)
@@ -129,16 +123,17 @@ def _text_vocab(config: PretrainedConfig, model: PreTrainedModel) -> int:
     return vocab if isinstance(vocab, int) else 512
 
 
-def _instantiate(config: PretrainedConfig, kind: Kind, seed: int, attn: str | None) -> Any:
+def _instantiate(
+    model_type: str, config: PretrainedConfig, kind: Kind, seed: int, attn: str | None
+) -> Any:
     import torch
-    import transformers
 
-    auto = getattr(transformers, _AUTO_CLASSES[kind])
+    cls = model_class(get_architecture(model_type, kind))
     torch.manual_seed(seed)
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if attn is not None:
         kwargs["attn_implementation"] = attn
-    return auto.from_config(config, **kwargs).eval()
+    return cls._from_config(config, **kwargs).eval()  # type: ignore[attr-defined]
 
 
 def _forward(tiny: TinyModel) -> Any:
@@ -170,17 +165,20 @@ class TinyBuildError(RuntimeError):
     """A tiny model could not be built or run; `.failure` says at which stage and why."""
 
     def __init__(self, failure: BuildFailure) -> None:
-        super().__init__(f"{failure.model_type} ({failure.kind}) failed at {failure.stage}: {failure.reason}")
+        super().__init__(
+            f"{failure.model_type} ({failure.kind}) failed at {failure.stage}: {failure.reason}"
+        )
         self.failure = failure
 
 
 def _build(model_type: str, kind: Kind, seed: int, attn: str | None) -> TinyModel | BuildFailure:
     import torch
 
+    get_architecture(model_type, kind)  # ValueError for an unknown model_type
     try:
         with _quiet():
             config = _run("config", lambda: tiny_config(model_type, kind))
-            model = _run("instantiate", lambda: _instantiate(config, kind, seed, attn))
+            model = _run("instantiate", lambda: _instantiate(model_type, config, kind, seed, attn))
             tiny = TinyModel(
                 model_type=model_type,
                 kind=kind,
@@ -192,33 +190,31 @@ def _build(model_type: str, kind: Kind, seed: int, attn: str | None) -> TinyMode
             )
             logits = _run("forward", lambda: _forward(tiny))
     except _StageError as err:
-        if err.stage == "config" and isinstance(err.__cause__, ValueError):
-            if str(err.__cause__).startswith("unknown"):
-                raise err.__cause__ from None
         return BuildFailure(model_type, kind, err.stage, err.reason)
     if not torch.isfinite(logits).all():
-        return BuildFailure(model_type, kind, "nonfinite", f"logits {tuple(logits.shape)} not finite")
+        return BuildFailure(
+            model_type, kind, "nonfinite", f"logits {tuple(logits.shape)} not finite"
+        )
     return tiny
 
 
-def build_all(
-    kind: Kind, seed: int = 0, keep_models: bool = True, only: tuple[str, ...] | None = None
-) -> tuple[BuildRecord, ...]:
-    """Try every architecture of `kind` (or those in `only`); one record each, none dropped."""
-    records = []
+def iter_builds(
+    kind: Kind, seed: int = 0, only: Iterable[str] | None = None
+) -> Iterator[BuildRecord]:
+    """Build every architecture of `kind` (or those in `only`) one at a time, none dropped."""
+    wanted = None if only is None else set(only)
     for arch in list_architectures(kind):
-        if only is not None and arch.model_type not in only:
+        if wanted is not None and arch.model_type not in wanted:
             continue
         start = time.perf_counter()
         outcome = _build(arch.model_type, kind, seed, None)
         seconds = time.perf_counter() - start
         n_params = outcome.n_params if isinstance(outcome, TinyModel) else 0
-        if isinstance(outcome, TinyModel) and not keep_models:
-            outcome = TinyModel(
-                outcome.model_type, kind, outcome.config, _DROPPED, 0, outcome.special_ids
-            )
-        records.append(BuildRecord(arch.model_type, outcome, n_params, seconds))
-    return tuple(records)
+        yield BuildRecord(arch.model_type, outcome, n_params, seconds)
 
 
-_DROPPED: Any = None
+def build_all(
+    kind: Kind, seed: int = 0, only: Iterable[str] | None = None
+) -> tuple[BuildRecord, ...]:
+    """`iter_builds` collected: one record per architecture, a model or a `BuildFailure`."""
+    return tuple(iter_builds(kind, seed, only))

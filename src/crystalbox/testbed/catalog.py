@@ -64,10 +64,11 @@ def get_architecture(model_type: str, kind: Kind) -> Architecture:
 
 
 def config_class(arch: Architecture) -> type:
-    """The config class of `arch`."""
+    """The config class `arch`'s model class expects (e.g. a decoder config for musicgen)."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    return CONFIG_MAPPING[arch.model_type]
+    expected = getattr(model_class(arch), "config_class", None)
+    return expected if isinstance(expected, type) else CONFIG_MAPPING[arch.model_type]
 
 
 def model_class(arch: Architecture) -> type:

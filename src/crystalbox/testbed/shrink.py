@@ -9,7 +9,6 @@ A small table of per-`model_type` overrides covers what the generic rules cannot
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,7 +81,8 @@ _FFN = {
 }  # fmt: skip
 _VOCAB = {
     "vocab_size", "decoder_vocab_size", "src_vocab_size", "tgt_vocab_size",
-    "vocab_size_per_layer_input", "unpadded_vocab_size",
+    "vocab_size_per_layer_input", "unpadded_vocab_size", "encoder_hash_byte_group_vocab",
+    "entity_vocab_size",
 }  # fmt: skip
 _POSITIONS = {
     "max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "max_target_positions",
@@ -128,7 +128,13 @@ _TARGETS: dict[str, int] = {
 }
 # Attributes that need a value even when the default is None.
 _FILL_IF_NONE = {"head_dim", "num_key_value_heads"}
-_NOT_SUBCONFIGS = {"id2label", "label2id", "rope_parameters", "rope_scaling", "task_specific_params"}
+_NOT_SUBCONFIGS = {
+    "id2label",
+    "label2id",
+    "rope_parameters",
+    "rope_scaling",
+    "task_specific_params",
+}
 _INDEX_SUFFIXES = ("_layers", "_idxs", "_ids", "_indexes", "_indices", "_layer_ids")
 _TOKEN_SUFFIXES = ("_token_id", "_token_index", "_token_ids")
 
@@ -146,7 +152,9 @@ def _is_index_list(key: str, value: Any, n_layers: int) -> bool:
     )
 
 
-def _select_layers(per_layer: dict[str, Any], index_lists: dict[str, list[int]], n: int) -> list[int]:
+def _select_layers(
+    per_layer: dict[str, Any], index_lists: dict[str, list[int]], n: int
+) -> list[int]:
     """Indices of the layers to keep: the first layer of each distinct kind, at least two."""
     signatures = [
         tuple(str(v[i]) for v in per_layer.values())
@@ -168,6 +176,16 @@ def _select_layers(per_layer: dict[str, Any], index_lists: dict[str, list[int]],
     return sorted(keep)
 
 
+def _index_keys(value: Any) -> list[int] | None:
+    """The layer indices keying a per-layer dict (e.g. gemma4's `per_layer_config`), if any."""
+    if not isinstance(value, dict) or not value:
+        return None
+    try:
+        return sorted(int(k) for k in value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _shrink_layers(d: dict[str, Any]) -> None:
     """Cut per-layer lists and patterns of `d` to a few layers keeping every kind (in place)."""
     counts = {k: d[k] for k in _LAYERS if _is_int(d.get(k)) and d[k] > 0}
@@ -175,13 +193,17 @@ def _shrink_layers(d: dict[str, Any]) -> None:
         per_layer = {
             k: v
             for k, v in d.items()
-            if isinstance(v, list | str)
+            if (isinstance(v, list) or (isinstance(v, str) and "pattern" in k))
             and len(v) == n
             and not _is_index_list(k, v, n)
-            and k not in _TARGETS
-            and (isinstance(v, list) or k.endswith(("pattern", "types", "type")))
         }
         index_lists = {k: v for k, v in d.items() if _is_index_list(k, v, n) and len(v) > 0}
+        index_dicts = {
+            k: v
+            for k, v in d.items()
+            if (keys := _index_keys(v)) is not None and k not in _NOT_SUBCONFIGS and keys[-1] < n
+        }
+        index_lists.update({k: _index_keys(v) or [] for k, v in index_dicts.items()})
         if not per_layer and not index_lists:
             new_n = min(n, SIZES.layers)
         else:
@@ -190,7 +212,11 @@ def _shrink_layers(d: dict[str, Any]) -> None:
                 cut = [v[i] for i in keep]
                 d[k] = "".join(cut) if isinstance(v, str) else cut
             for k, v in index_lists.items():
-                d[k] = [new for new, old in enumerate(keep) if old in v]
+                if k in index_dicts:
+                    old = {int(i): x for i, x in index_dicts[k].items()}
+                    d[k] = {new: old[i] for new, i in enumerate(keep) if i in old}
+                else:
+                    d[k] = [new for new, i in enumerate(keep) if i in v]
             new_n = len(keep)
         # Short cyclic patterns (e.g. recurrent_gemma's block_types) need one full cycle.
         for k, v in d.items():
@@ -200,9 +226,10 @@ def _shrink_layers(d: dict[str, Any]) -> None:
             if v == n:
                 d[k] = new_n
     # A layer count derived from a list (e.g. nemotron_h's layers_block_type) has no key to set.
-    for k, v in list(d.items()):
-        if k.endswith(("block_type", "layers_block_type")) and isinstance(v, list) and not counts:
-            d[k] = list(dict.fromkeys(v))[: SIZES.max_layers]
+    if not counts:
+        for k, v in list(d.items()):
+            if k.endswith("block_type") and isinstance(v, list):
+                d[k] = list(dict.fromkeys(v))[: SIZES.max_layers]
 
 
 def _clamp(key: str, value: Any) -> Any:
@@ -213,6 +240,8 @@ def _clamp(key: str, value: Any) -> Any:
         return target if key in _FILL_IF_NONE else None
     if _is_int(value) and value > target:
         return target
+    if isinstance(value, list) and value and all(_is_int(x) for x in value):
+        return [min(x, target) for x in value]
     return value
 
 
@@ -229,10 +258,34 @@ def _shrink_dict(d: dict[str, Any]) -> None:
         d[k] = _clamp(k, d[k])
     # Multi-head latent attention: the full query/key head is the no-rope and rope parts.
     if _is_int(d.get("qk_nope_head_dim")) and _is_int(d.get("qk_rope_head_dim")):
-        if "qk_head_dim" in d:
-            d["qk_head_dim"] = d["qk_nope_head_dim"] + d["qk_rope_head_dim"]
+        for key in ("qk_head_dim", "swa_head_dim"):
+            if key in d:
+                d[key] = d["qk_nope_head_dim"] + d["qk_rope_head_dim"]
+    if _is_int(d.get("kv_lora_rank")) and "num_key_value_heads" in d:
+        d["num_key_value_heads"] = d.get("num_attention_heads", SIZES.heads)
+    _fix_mamba(d)
     if _is_int(d.get("sliding_window")):
         d["sliding_window"] = min(d["sliding_window"], 4)
+
+
+# (heads key, head-dim key) pairs of Mamba-2 mixers: heads x head_dim = expand x hidden.
+_MAMBA_HEADS = (
+    ("mamba_n_heads", "mamba_d_head"),
+    ("mamba_num_heads", "mamba_head_dim"),
+    ("n_mamba_heads", "mamba_headdim"),
+)
+
+
+def _fix_mamba(d: dict[str, Any]) -> None:
+    hidden, expand = d.get("hidden_size"), d.get("mamba_expand", d.get("expand"))
+    inner = d.get("mamba_d_ssm")
+    if not _is_int(inner) and isinstance(hidden, int) and isinstance(expand, int):
+        inner = hidden * expand
+    if not _is_int(inner):
+        return
+    for heads, head_dim in _MAMBA_HEADS:
+        if _is_int(d.get(heads)) and head_dim in d:
+            d[head_dim] = inner // d[heads]
 
 
 def _vocab_sizes(d: dict[str, Any]) -> list[int]:
@@ -244,7 +297,11 @@ def _vocab_sizes(d: dict[str, Any]) -> list[int]:
 
 
 def _token_keys(d: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
-    found = [(d, k) for k in d if k.endswith(_TOKEN_SUFFIXES) or k == "mask_index"]
+    found = [
+        (d, k)
+        for k in d
+        if isinstance(k, str) and (k.endswith(_TOKEN_SUFFIXES) or k == "mask_index")
+    ]
     for k, v in d.items():
         if isinstance(v, dict) and k not in _NOT_SUBCONFIGS:
             found += _token_keys(v)
@@ -270,21 +327,68 @@ def _remap_tokens(d: dict[str, Any], vocab: int) -> None:
 Override = Callable[[dict[str, Any]], None]
 
 
+def _subdicts(d: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [d]
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in _NOT_SUBCONFIGS:
+            found += _subdicts(v)
+    return found
+
+
 def _set(**values: Any) -> Override:
+    """Set each key in every (sub-)config that has it, or at the top level if none has it."""
+
     def apply(d: dict[str, Any]) -> None:
-        for path, value in values.items():
-            sub = d
-            *parents, leaf = path.split("__")
-            for p in parents:
-                sub = sub[p]
-            sub[leaf] = value
+        subs = _subdicts(d)
+        for key, value in values.items():
+            holders = [sub for sub in subs if key in sub] or [d]
+            for sub in holders:
+                sub[key] = value
 
     return apply
 
 
-# Per-model_type fixes applied after the generic rules; keys are `__`-separated paths.
+_QWEN4_INDEXER = _set(
+    indexer_n_heads=2,
+    indexer_kv_heads=1,
+    indexer_head_dim=16,
+    indexer_budget=8,
+    indexer_compress_ratio=4,
+)
+# Per-model_type fixes applied after the generic rules (defaults transformers leaves unset,
+# or constraints between attributes that the generic rules cannot infer).
 OVERRIDES: dict[str, Override] = {
+    "bamba": _set(attn_layer_indices=[1]),
+    "dots3_note": _set(head_dim=32),  # its sliding-window layers use nope + rope head dims
+    "dots3_note_text": _set(head_dim=32),
+    "dots1": _set(n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1),
+    "granitemoehybrid": _set(layer_types=["mamba", "attention"]),
+    "hrm_text": _set(num_layers_per_stack=1, H_cycles=1, L_cycles=1, num_hidden_layers=2),
+    "lfm2_moe": _set(layer_types=["conv", "full_attention"]),
     "mamba2": _set(num_heads=8),
+    "musicgen": _set(num_codebooks=1),
+    "musicgen_melody": _set(num_codebooks=1),
+    "qwen4_exp": _QWEN4_INDEXER,
+    "qwen4_exp_text": _QWEN4_INDEXER,
+    "reformer": _set(
+        axial_pos_shape=[16, 32],
+        axial_pos_embds_dim=[16, 48],
+        local_attn_chunk_length=4,
+        lsh_attn_chunk_length=4,
+    ),
+    "xmod": _set(default_language="en_XX"),
+    "zamba": _set(
+        attention_hidden_size=128,
+        num_hidden_layers=4,  # the shared transformer is tied across two hybrid layers
+        layers_block_type=["linear_attention", "hybrid"] * 2,
+    ),
+    "zamba2": _set(attention_hidden_size=128),
+}
+
+
+# Fixes that depend on the task kind as well.
+KIND_OVERRIDES: dict[tuple[str, Kind], Override] = {
+    ("reformer", "causal"): _set(is_decoder=True),
 }
 
 
@@ -297,6 +401,8 @@ def tiny_config_dict(model_type: str, kind: Kind) -> dict[str, Any]:
     _remap_tokens(d, min(vocabs) if vocabs else SIZES.vocab)
     if model_type in OVERRIDES:
         OVERRIDES[model_type](d)
+    if (model_type, kind) in KIND_OVERRIDES:
+        KIND_OVERRIDES[model_type, kind](d)
     return d
 
 
@@ -305,7 +411,7 @@ def tiny_config(model_type: str, kind: Kind) -> PretrainedConfig:
     arch = get_architecture(model_type, kind)
     d = tiny_config_dict(model_type, kind)
     d.pop("transformers_version", None)
-    config: PretrainedConfig = config_class(arch).from_dict(d)
+    config: PretrainedConfig = config_class(arch).from_dict(d)  # type: ignore[attr-defined]
     return config
 
 
@@ -316,11 +422,3 @@ def special_token_ids(config: PretrainedConfig) -> frozenset[int]:
         v = sub[k]
         ids.update(x for x in (v if isinstance(v, list) else [v]) if _is_int(x))
     return frozenset(ids)
-
-
-def count_parameters(n: int) -> str:
-    """`n` parameters as a short human string (e.g. `1.2M`)."""
-    if n < 1000:
-        return str(n)
-    exp = min(int(math.log10(n) // 3), 3)
-    return f"{n / 1000**exp:.1f}{'kMB'[exp - 1]}"
