@@ -1,0 +1,130 @@
+"""Benchmark: Transformer Programs on the paper's tasks, side by side with the published table.
+
+Runs each task at its published configuration for the given seeds (one process, one thread
+by default), appends every run to ``docs/programs-results.json`` (so partial runs add up),
+then writes ``docs/programs-results.md`` and prints the table. Tasks never run are marked
+"not run". Example::
+
+    python bench/bench_programs.py --tasks hist icl --seeds 0 1 --epochs 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from crystalbox.programs.tasks import PUBLISHED, TASKS, make_task
+from crystalbox.programs.train import TrainConfig, default_program_config, train_program
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_JSON = ROOT / "docs" / "programs-results.json"
+RESULTS_MD = ROOT / "docs" / "programs-results.md"
+
+
+def load_runs(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def run_one(
+    task_name: str, seed: int, epochs: int | None, threads: int, compile_kernels: bool
+) -> dict[str, Any]:
+    task = make_task(task_name)
+    published = PUBLISHED[task_name]
+    config = default_program_config(task)
+    train_config = TrainConfig(
+        epochs=epochs or published.epochs,
+        seed=seed,
+        threads=threads,
+        compile=compile_kernels,
+        progress=False,
+    )
+    trained = train_program(task, config, train_config)
+    result = trained.result
+    return {
+        "task": task_name,
+        "seed": seed,
+        "epochs": train_config.epochs,
+        "sampler": train_config.sampler,
+        "config": f"k={config.d_var} L={config.n_layers} H={config.n_cat_heads}+{config.n_num_heads} "
+        f"M={config.n_cat_mlps}+{config.n_num_mlps}",
+        "val_acc": round(result.val_acc, 2),
+        "test_acc": round(result.test_acc, 2),
+        "best_epoch": result.best_epoch,
+        "wall_s": round(result.wall_s, 1),
+        "threads": result.threads,
+        "device": result.device,
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| task | config (cat+num) | epochs | seeds | best-val seed: val / test | test mean ± std | wall s/run (threads) | paper | reproduction |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in TASKS:
+        published = PUBLISHED[name]
+        paper = f"{published.paper:.2f}" if published.paper is not None else "—"
+        repro = f"{published.reproduction:.2f}" if published.reproduction is not None else "—"
+        mine = [r for r in runs if r["task"] == name]
+        if not mine:
+            lines.append(f"| {name} | — | — | — | not run | not run | — | {paper} | {repro} |")
+            continue
+        latest_epochs = mine[-1]["epochs"]
+        mine = [r for r in mine if r["epochs"] == latest_epochs]
+        best = max(mine, key=lambda r: r["val_acc"])
+        tests = [r["test_acc"] for r in mine]
+        std = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        walls = statistics.mean(r["wall_s"] for r in mine)
+        lines.append(
+            f"| {name} | {best['config']} | {latest_epochs} | {len(mine)} | "
+            f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
+            f"{walls:.0f} ({best['threads']}) | {paper} | {repro} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the paper's per task")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON")
+    args = parser.parse_args(argv)
+    runs = load_runs(RESULTS_JSON)
+    if not args.table_only:
+        torch.set_num_threads(args.threads)
+        for name in args.tasks:
+            for seed in args.seeds:
+                run = run_one(name, seed, args.epochs, args.threads, not args.no_compile)
+                print(json.dumps(run), flush=True)
+                runs.append(run)
+                RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
+                RESULTS_JSON.write_text(json.dumps(runs, indent=1) + "\n")
+                RESULTS_MD.write_text(_markdown(runs))
+    RESULTS_MD.write_text(_markdown(runs))
+    print(table(runs))
+    return 0
+
+
+def _markdown(runs: list[dict[str, Any]]) -> str:
+    return (
+        "# Transformer Programs: measured results\n\n"
+        "Written by `bench/bench_programs.py` from `docs/programs-results.json` (every run listed "
+        "there). Accuracy: token-level test accuracy (%) of the discrete (argmax) model; the epoch "
+        "and the seed are chosen on validation. Wall time per run on the shared 2-core CPU.\n\n"
+        + table(runs)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""``crystalbox programs ...``: train and evaluate Transformer Programs.
+
+Other modules add commands to the same group: if ``crystalbox.cli.programs_decompile_commands``
+exists, its ``register(programs_subparsers)`` is called (decompile, verify, explain, graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from typing import Any
+
+__all__ = ["register"]
+
+EXTENSION_MODULES: tuple[str, ...] = ("crystalbox.cli.programs_decompile_commands",)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``programs`` group and its subcommands to the top-level ``subparsers``."""
+    parser = subparsers.add_parser("programs", help="train and evaluate Transformer Programs")
+    programs = parser.add_subparsers(dest="programs_command", metavar="SUBCOMMAND")
+    parser.set_defaults(func=lambda args: _help(parser))
+
+    from crystalbox.programs.tasks import TASKS  # light import: no torch model code runs
+
+    train = programs.add_parser(
+        "train", help="train a program on a task (the paper's config by default)"
+    )
+    train.add_argument("task", help=f"one of: {', '.join(TASKS)}")
+    train.add_argument(
+        "--out", default=None, help="checkpoint folder (default: out/programs/TASK-seedN)"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--data-seed", type=int, default=0)
+    train.add_argument(
+        "--epochs", type=int, default=None, help="default: the paper's (250; 500 for icl)"
+    )
+    train.add_argument("--layers", type=int, default=None)
+    train.add_argument(
+        "--heads", type=int, default=None, help="per layer, split categorical/numerical"
+    )
+    train.add_argument(
+        "--mlps", type=int, default=None, help="per layer, split categorical/numerical"
+    )
+    train.add_argument("--d-var", type=int, default=None)
+    train.add_argument("--vocab-size", type=int, default=None, help="specials included")
+    train.add_argument("--max-len", type=int, default=None)
+    train.add_argument("--lr", type=float, default=5e-2)
+    train.add_argument("--threads", type=int, default=None)
+    train.add_argument("--device", default=None)
+    train.add_argument("--no-compile", action="store_true", help="eager attention kernels")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
+
+    evaluate = programs.add_parser("eval", help="accuracy of a checkpoint's discrete model")
+    evaluate.add_argument("checkpoint", help="folder written by `programs train`")
+    evaluate.add_argument(
+        "--data-seed", type=int, default=None, help="default: the training data seed"
+    )
+    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
+    evaluate.set_defaults(func=_eval)
+
+    for name in EXTENSION_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(programs)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from crystalbox.programs.checkpoint import save_program
+    from crystalbox.programs.tasks import PUBLISHED, make_task
+    from crystalbox.programs.train import TrainConfig, default_program_config, train_program
+
+    task = make_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
+    published = PUBLISHED.get(task.name)
+    epochs = args.epochs or (published.epochs if published else 250)
+    model_config = default_program_config(task, args.layers, args.heads, args.mlps, args.d_var)
+    train_config = TrainConfig(
+        epochs=epochs,
+        lr=args.lr,
+        seed=args.seed,
+        data_seed=args.data_seed,
+        device=args.device,
+        threads=args.threads,
+        compile=not args.no_compile,
+        progress=not args.quiet,
+    )
+    trained = train_program(task, model_config, train_config)
+    out = args.out or f"out/programs/{task.name}-seed{args.seed}"
+    save_program(trained, out)
+    result = trained.result
+    print(
+        f"{task.name}: val {result.val_acc:.2f}  test {result.test_acc:.2f}  "
+        f"(epoch {result.best_epoch}, {result.wall_s:.0f}s, {result.threads} threads) -> {out}"
+    )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from crystalbox.programs.checkpoint import load_program
+    from crystalbox.programs.data import make_data
+    from crystalbox.programs.tasks import make_task
+    from crystalbox.programs.train import accuracy
+
+    loaded = load_program(args.checkpoint)
+    info = loaded.task
+    task = make_task(info.name, info.settings.get("vocab_size"), info.settings.get("max_len"))
+    if task.input_vocab != info.input_vocab or task.output_vocab != info.output_vocab:
+        raise ValueError(f"task {info.name!r} no longer has the checkpoint's vocabularies")
+    tc = loaded.train_config
+    seed = args.data_seed if args.data_seed is not None else int(tc.get("data_seed", 0))
+    data = make_data(
+        task,
+        seed,
+        int(tc.get("n_train", 16000)),
+        int(tc.get("n_val", 2000)),
+        int(tc.get("n_test", 2000)),
+    )
+    split = getattr(data, args.split)
+    report: dict[str, Any] = {
+        "task": info.name,
+        "split": args.split,
+        "examples": len(split),
+        "accuracy": round(accuracy(loaded.model, split), 4),
+    }
+    print(json.dumps(report))
+    return 0

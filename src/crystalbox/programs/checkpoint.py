@@ -1,0 +1,136 @@
+"""Checkpoints: ``model.safetensors`` (weights) + ``config.json`` (everything else). No pickle.
+
+The JSON holds the format version, the model configuration, the task's name, settings and
+vocabularies, the training configuration and the run's result, so a checkpoint loads (and
+its predictions decode) without regenerating any data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from crystalbox.errors import CheckpointError
+from crystalbox.programs.config import ProgramConfig
+from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.tasks import BOS, EOS, PAD
+from crystalbox.programs.train import TrainedProgram
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "LoadedProgram", "TaskInfo", "load_program", "save_program"]
+
+FORMAT = "crystalbox.programs"
+FORMAT_VERSION = 1
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a checkpoint records about its task (enough to encode inputs and decode outputs)."""
+
+    name: str
+    settings: dict[str, Any]
+    input_vocab: tuple[str, ...]
+    output_vocab: tuple[str, ...]
+    max_len: int
+    causal: bool
+
+    @property
+    def bos(self) -> str:
+        return BOS
+
+    @property
+    def pad(self) -> str:
+        return PAD
+
+    @property
+    def eos(self) -> str | None:
+        return EOS if EOS in self.input_vocab else None
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedProgram:
+    model: ProgramTransformer
+    task: TaskInfo
+    train_config: dict[str, Any]
+    result: dict[str, Any]
+
+
+def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
+    """Write ``directory/model.safetensors`` and ``directory/config.json``; returns the folder."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    task = trained.task
+    state = {
+        name: tensor.detach().cpu().contiguous()
+        for name, tensor in trained.model.state_dict().items()
+    }
+    save_file(
+        state,
+        str(path / WEIGHTS),
+        metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)},
+    )
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": trained.model_config.to_dict(),
+        "task": {
+            "name": task.name,
+            "settings": task.settings,
+            "input_vocab": list(task.input_vocab),
+            "output_vocab": list(task.output_vocab),
+            "max_len": task.max_len,
+            "causal": task.causal,
+        },
+        "train_config": asdict(trained.train_config),
+        "result": trained.result.to_dict(),
+    }
+    (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def load_program(directory: str | Path) -> LoadedProgram:
+    """Load a checkpoint written by ``save_program``; ``CheckpointError`` when unusable."""
+    path = Path(directory)
+    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+        raise CheckpointError(
+            f"{path} is not a programs checkpoint: expected {CONFIG} and {WEIGHTS}"
+        )
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path / CONFIG} is not valid JSON: {exc}") from exc
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has format {config.get('format')!r}, expected {FORMAT!r}")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {config.get('format_version')!r}; this crystalbox reads "
+            f"version {FORMAT_VERSION}: retrain, or load it with the crystalbox that wrote it"
+        )
+    try:
+        model_config = ProgramConfig.from_dict(config["model_config"])
+        task_data = config["task"]
+        task = TaskInfo(
+            name=task_data["name"],
+            settings=dict(task_data["settings"]),
+            input_vocab=tuple(task_data["input_vocab"]),
+            output_vocab=tuple(task_data["output_vocab"]),
+            max_len=int(task_data["max_len"]),
+            causal=bool(task_data["causal"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / CONFIG} is incomplete or invalid: {exc}") from exc
+    model = ProgramTransformer(model_config)
+    try:
+        model.load_state_dict(load_file(str(path / WEIGHTS)))
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"weights in {path / WEIGHTS} do not match its config: {exc}"
+        ) from exc
+    model.eval()
+    return LoadedProgram(
+        model, task, dict(config.get("train_config", {})), dict(config.get("result", {}))
+    )

@@ -1,0 +1,248 @@
+"""Training a Transformer Program: Gumbel relaxation, geometric temperature, argmax validation.
+
+``train_program`` is the table of contents: build data, build the model, run the epochs
+(validating the discrete model after each), keep the best epoch on validation, and score
+that discrete model on test. Seeded and reproducible for a fixed device and thread count.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from crystalbox.programs.config import ProgramConfig
+from crystalbox.programs.data import IGNORE, Split, TaskData, make_data
+from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.samplers import SAMPLERS, Sampler, TemperatureSchedule
+from crystalbox.programs.tasks import PAD, PUBLISHED, Task
+
+__all__ = [
+    "RunResult",
+    "TrainConfig",
+    "TrainedProgram",
+    "accuracy",
+    "default_program_config",
+    "train_program",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings: the paper's (Adam 5e-2, batch 512, tau 3 -> 0.01), except the sampler.
+
+    The paper relaxes with Gumbel-soft; here straight-through Gumbel-hard is the default: its
+    forward pass is discrete, so the trained and the argmax model agree (measured: hist in 400
+    steps, 97% vs 43% for Gumbel-soft).
+    """
+
+    epochs: int = 250
+    batch_size: int = 512
+    lr: float = 5e-2
+    tau_start: float = 3.0
+    tau_end: float = 0.01
+    sampler: Sampler = "gumbel_hard"  # straight-through; see docs/programs.md
+    seed: int = 0
+    data_seed: int = 0
+    n_train: int = 16000
+    n_val: int = 2000
+    n_test: int = 2000
+    device: str | None = None  # None: CUDA when available, else CPU
+    threads: int | None = None  # torch CPU threads; None leaves torch's default
+    compile: bool = True  # compile the relaxed attention kernels (CPU speed-up)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("epochs", "batch_size", "n_train", "n_val", "n_test"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if self.sampler not in SAMPLERS or self.sampler == "argmax":
+            problems.append(
+                f"sampler must be one of softmax, gumbel_soft, gumbel_hard, got {self.sampler!r}"
+            )
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Accuracies (percent, token-level, of the discrete model) and timing of one run."""
+
+    task: str
+    seed: int
+    best_epoch: int
+    val_acc: float
+    test_acc: float
+    wall_s: float
+    threads: int
+    device: str
+    val_history: tuple[float, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedProgram:
+    model: ProgramTransformer
+    task: Task
+    model_config: ProgramConfig
+    train_config: TrainConfig
+    result: RunResult
+
+
+def default_program_config(
+    task: Task,
+    n_layers: int | None = None,
+    n_heads: int | None = None,
+    n_mlps: int | None = None,
+    d_var: int | None = None,
+) -> ProgramConfig:
+    """The paper's configuration of a built-in task (overridable); heads/MLPs split evenly."""
+    published = PUBLISHED.get(task.name)
+    layers = n_layers or (published.n_layers if published else 2)
+    heads = n_heads if n_heads is not None else (published.n_heads if published else 4)
+    mlps = n_mlps if n_mlps is not None else (published.n_mlps if published else 2)
+    k = d_var or max(published.d_var if published else 8, len(task.input_vocab), task.max_len)
+    cat_only = bool(published and published.cat_heads_only and n_heads is None)
+    return ProgramConfig(
+        vocab_size=len(task.input_vocab),
+        n_classes=len(task.output_vocab),
+        n_ctx=task.max_len,
+        d_var=k,
+        n_layers=layers,
+        n_cat_heads=heads if cat_only else heads - heads // 2,
+        n_num_heads=0 if cat_only else heads // 2,
+        n_cat_mlps=mlps - mlps // 2,
+        n_num_mlps=mlps // 2,
+        causal=task.causal,
+        pad_id=task.input_vocab.index(PAD),
+    )
+
+
+@torch.no_grad()
+def accuracy(model: ProgramTransformer, split: Split, batch_size: int = 4096) -> float:
+    """Token accuracy (percent) of the discrete model over scored positions."""
+    correct = total = 0
+    device = model.classifier_num.device
+    for start in range(0, len(split), batch_size):
+        inputs = torch.as_tensor(split.inputs[start : start + batch_size], device=device)
+        targets = torch.as_tensor(split.targets[start : start + batch_size], device=device)
+        predicted = model.predict(inputs)
+        scored = targets != IGNORE
+        correct += int((predicted == targets)[scored].sum())
+        total += int(scored.sum())
+    return 100.0 * correct / max(total, 1)
+
+
+def _device(config: TrainConfig) -> torch.device:
+    if config.device is not None:
+        return torch.device(config.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_program(
+    task: Task,
+    model_config: ProgramConfig | None = None,
+    train_config: TrainConfig | None = None,
+    data: TaskData | None = None,
+) -> TrainedProgram:
+    """Train, select the epoch on validation (discrete model), and report test accuracy."""
+    train_config = train_config or TrainConfig()
+    model_config = model_config or default_program_config(task)
+    if model_config.n_ctx < task.max_len:
+        raise ValueError(
+            f"model n_ctx={model_config.n_ctx} is shorter than task max_len={task.max_len}"
+        )
+    if train_config.threads is not None:
+        torch.set_num_threads(train_config.threads)
+    started = time.perf_counter()
+    if data is None:
+        data = make_data(
+            task,
+            train_config.data_seed,
+            train_config.n_train,
+            train_config.n_val,
+            train_config.n_test,
+        )
+    device = _device(train_config)
+    torch.manual_seed(train_config.seed)
+    model = ProgramTransformer(model_config).to(device)
+    model.use_compiled_kernels(train_config.compile and device.type == "cpu" and _compiler_works())
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
+    inputs = torch.as_tensor(data.train.inputs, device=device)
+    targets = torch.as_tensor(data.train.targets, device=device)
+    steps_per_epoch = math.ceil(len(data.train) / train_config.batch_size)
+    schedule = TemperatureSchedule(
+        train_config.tau_start, train_config.tau_end, train_config.epochs * steps_per_epoch
+    )
+    shuffler = torch.Generator().manual_seed(train_config.seed)
+    best_acc, best_epoch, best_state = -1.0, -1, copy.deepcopy(model.state_dict())
+    history = []
+    bar = tqdm(range(train_config.epochs), desc=task.name, disable=not train_config.progress)
+    step = 0
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(data.train), generator=shuffler).to(device)
+        for start in range(0, len(order), train_config.batch_size):
+            batch = order[start : start + train_config.batch_size]
+            logits = model(inputs[batch], train_config.sampler, schedule(step))
+            loss = F.cross_entropy(
+                logits.flatten(0, 1), targets[batch].flatten(), ignore_index=IGNORE
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        model.eval()
+        val_acc = accuracy(model, data.val)
+        history.append(val_acc)
+        if val_acc >= best_acc:
+            best_acc, best_epoch = val_acc, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(
+            loss=f"{loss.item():.3f}",
+            tau=f"{schedule(step):.3f}",
+            val=f"{val_acc:.2f}",
+            best=f"{best_acc:.2f}",
+        )
+    model.load_state_dict(best_state)
+    model.use_compiled_kernels(False)
+    result = RunResult(
+        task=task.name,
+        seed=train_config.seed,
+        best_epoch=best_epoch,
+        val_acc=best_acc,
+        test_acc=accuracy(model, data.test),
+        wall_s=time.perf_counter() - started,
+        threads=torch.get_num_threads(),
+        device=str(device),
+        val_history=tuple(history),
+    )
+    return TrainedProgram(model.cpu(), task, model_config, train_config, result)
+
+
+_COMPILER_OK: bool | None = None
+
+
+def _compiler_works() -> bool:
+    """Whether ``torch.compile`` can build CPU kernels here (needs a C++ compiler)."""
+    global _COMPILER_OK
+    if _COMPILER_OK is None:
+        try:
+            fn = torch.compile(lambda x: (x * 2).sum(), dynamic=False)
+            fn(torch.from_numpy(np.ones(3, dtype=np.float32)))
+            _COMPILER_OK = True
+        except Exception:
+            _COMPILER_OK = False
+    return _COMPILER_OK
