@@ -1,6 +1,12 @@
 """Interpretability methods written once against the standard names."""
 
 from crystalbox.methods.ablation import Ablation, AblationResult, ablate, run_with_ablations
+from crystalbox.methods.collection import (
+    CollectionSummary,
+    collect_activations,
+    get_token_activations,
+)
+from crystalbox.methods.collection_io import ActivationDataset
 from crystalbox.methods.lens import LensResult, logit_lens
 from crystalbox.methods.metrics import (
     LogitDiff,
@@ -29,6 +35,8 @@ from crystalbox.methods.steering import (
 __all__ = [
     "Ablation",
     "AblationResult",
+    "ActivationDataset",
+    "CollectionSummary",
     "LensResult",
     "LogitDiff",
     "Metric",
@@ -40,8 +48,10 @@ __all__ = [
     "TargetProb",
     "ablate",
     "activation_patching",
+    "collect_activations",
     "contrastive_steering_vector",
     "get_first_tokens",
+    "get_token_activations",
     "logit_diff",
     "logit_lens",
     "run_prompts",
