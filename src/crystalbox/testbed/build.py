@@ -20,6 +20,10 @@ Stage = Literal["config", "instantiate", "forward", "nonfinite"]
 T = TypeVar("T")
 
 
+# Input names whose mention in a forward error means the model cannot run on token ids alone.
+_NON_TEXT_INPUTS = ("input_features", "pixel_values", "input_values", "encoder_inputs_embeds")
+
+
 @dataclass(frozen=True)
 class TinyModel:
     """A tiny random model in eval mode, with its config and deterministic example inputs."""
@@ -48,6 +52,11 @@ class TinyModel:
         if self.kind == "seq2seq":
             inputs["decoder_input_ids"] = ids()
         return inputs
+
+    def logits(self, batch: int = 2, seq: int = 8) -> torch.Tensor:
+        """Logits `[batch, seq, vocab]` of a no-grad forward on `example_inputs(batch, seq)`."""
+        with _quiet():
+            return _forward(self.model, self.example_inputs(batch, seq))
 
     @property
     def n_params(self) -> int:
@@ -78,6 +87,13 @@ class BuildRecord:
     def ok(self) -> bool:
         """Whether the model was built and its forward gave finite logits."""
         return isinstance(self.outcome, TinyModel)
+
+    @property
+    def status(self) -> str:
+        """`ok`, or `FAIL <stage>: <reason>`."""
+        if isinstance(self.outcome, BuildFailure):
+            return f"FAIL {self.outcome.stage}: {self.outcome.reason}"
+        return "ok"
 
 
 class _StageError(Exception):
@@ -136,11 +152,11 @@ def _instantiate(
     return cls._from_config(config, **kwargs).eval()  # type: ignore[attr-defined]
 
 
-def _forward(tiny: TinyModel) -> Any:
+def _forward(model: PreTrainedModel, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     import torch
 
     with torch.no_grad():
-        out = tiny.model(**tiny.example_inputs())
+        out = model(**inputs)
     logits = out.logits if hasattr(out, "logits") else out[0]
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"forward returned {type(logits).__name__} logits")
@@ -188,9 +204,12 @@ def _build(model_type: str, kind: Kind, seed: int, attn: str | None) -> TinyMode
                 special_ids=special_token_ids(config),
                 seed=seed,
             )
-            logits = _run("forward", lambda: _forward(tiny))
+            logits = _run("forward", lambda: _forward(model, tiny.example_inputs()))
     except _StageError as err:
-        return BuildFailure(model_type, kind, err.stage, err.reason)
+        reason = err.reason
+        if err.stage == "forward" and any(name in reason for name in _NON_TEXT_INPUTS):
+            reason = f"needs non-text inputs: {reason}"
+        return BuildFailure(model_type, kind, err.stage, reason)
     if not torch.isfinite(logits).all():
         return BuildFailure(
             model_type, kind, "nonfinite", f"logits {tuple(logits.shape)} not finite"

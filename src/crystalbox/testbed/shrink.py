@@ -113,6 +113,8 @@ _OTHER: tuple[tuple[frozenset[str], int], ...] = (
     (frozenset({"num_kv_shared_layers"}), 1),
     (frozenset({"hidden_size_per_layer_input", "laurel_rank", "hc_lowrank"}), 16),
     (frozenset({"rotary_dim"}), 8),
+    (frozenset({"depths"}), 1),  # blocks per stage of convolutional encoders
+    (frozenset({"num_filters"}), 4),
 )
 _TARGETS: dict[str, int] = {
     **dict.fromkeys(_HIDDEN, SIZES.hidden),
@@ -254,8 +256,17 @@ def _shrink_dict(d: dict[str, Any]) -> None:
             for x in v:
                 _shrink_dict(x)
     _shrink_layers(d)
+    multi_head = _is_int(d.get("num_key_value_heads")) and d.get("num_key_value_heads") == d.get(
+        "num_attention_heads"
+    )
     for k in list(d):
         d[k] = _clamp(k, d[k])
+    if multi_head:  # keep plain multi-head attention where the default has it
+        d["num_key_value_heads"] = d["num_attention_heads"]
+    if any(_is_int(d.get(k)) for k in _EXPERTS):
+        for k in _TOP_K & d.keys():
+            if d[k] is None:
+                d[k] = SIZES.experts_per_token
     # Multi-head latent attention: the full query/key head is the no-rope and rope parts.
     if _is_int(d.get("qk_nope_head_dim")) and _is_int(d.get("qk_rope_head_dim")):
         for key in ("qk_head_dim", "swa_head_dim"):
@@ -361,6 +372,7 @@ OVERRIDES: dict[str, Override] = {
     "bamba": _set(attn_layer_indices=[1]),
     "dots3_note": _set(head_dim=32),  # its sliding-window layers use nope + rope head dims
     "dots3_note_text": _set(head_dim=32),
+    "esm": _set(vocab_size=33, pad_token_id=1, mask_token_id=32),  # defaults leave these unset
     "dots1": _set(n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1),
     "granitemoehybrid": _set(layer_types=["mamba", "attention"]),
     "hrm_text": _set(num_layers_per_stack=1, H_cycles=1, L_cycles=1, num_hidden_layers=2),
@@ -376,6 +388,8 @@ OVERRIDES: dict[str, Override] = {
         local_attn_chunk_length=4,
         lsh_attn_chunk_length=4,
     ),
+    # qk/v widths round up to multiples of 64 in the config but not in the model
+    "xlstm": _set(hidden_size=128, embedding_dim=128),
     "xmod": _set(default_language="en_XX"),
     "zamba": _set(
         attention_hidden_size=128,
