@@ -68,23 +68,18 @@ def probe_inputs(loaded: LoadedModel) -> dict[str, torch.Tensor]:
     return inputs
 
 
-def _traced_logits(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    with torch.no_grad(), model.trace(dict(inputs)):
-        logits = _nnsight.save(model.logits)
-    return logits
-
-
 def check_logits_match(
     model: StandardizedTransformer, reference: tuple[dict[str, torch.Tensor], torch.Tensor]
 ) -> None:
-    """Raise ValidationError unless standardized logits equal the raw ones exactly."""
+    """Load-time checks: layer shapes, layer chaining, and logits equal to the raw model's
+    (computed before crystalbox touched it). Raises ValidationError listing what failed."""
     inputs, raw = reference
-    traced = _traced_logits(model, inputs)
-    diff = (traced.float() - raw.float()).abs().max().item()
-    if diff != 0.0:
+    failures = [c for c in _layer_checks(model, inputs, raw) if not c.passed]
+    if failures:
         raise ValidationError(
-            f"standardized logits differ from the raw HuggingFace logits (max abs diff {diff:.3g}); "
-            f"pass check=False to load anyway and report this architecture ({model.arch.model_type})"
+            f"the standardized view of {model.arch.model_type!r} disagrees with the raw model: "
+            + "; ".join(f"{c.name}: {c.detail}" for c in failures)
+            + ". Pass check=False to load it anyway, and report the architecture."
         )
 
 
@@ -108,13 +103,14 @@ def _roles(model: StandardizedTransformer) -> CheckResult:
 
 
 def _layer_checks(
-    model: StandardizedTransformer, inputs: dict[str, torch.Tensor]
+    model: StandardizedTransformer, inputs: dict[str, torch.Tensor], raw: torch.Tensor | None = None
 ) -> list[CheckResult]:
     n = model.num_layers
     ins: list[torch.Tensor] = []
     outs: list[torch.Tensor] = []
     with torch.no_grad():
-        raw = model.hf_model(**inputs).logits
+        if raw is None:
+            raw = model.hf_model(**inputs).logits
         with model.trace(dict(inputs)):
             for i in range(n):
                 ins.append(_nnsight.save(model.layers_input[i]))

@@ -33,4 +33,4 @@ MIXTRAL_LIKE = ArchSpec(
     notes=("sparse MoE MLP; router logits are the output of the gate module",),
 )
 
-SPECS = (LLAMA_LIKE, MIXTRAL_LIKE)
+SPECS = (LLAMA_LIKE, GEMMA2_LIKE, MIXTRAL_LIKE)
