@@ -3,23 +3,23 @@
 from crystalbox.arch.spec import ArchSpec
 
 LLAMA_LIKE = ArchSpec(
-    model_types=(
-        "llama",
-        "mistral",
-        "qwen2",
-        "qwen3",
-        "gemma",
-        "gemma2",
-        "gemma3_text",
-        "phi3",
-        "olmo",
-        "olmo2",
-    ),
+    model_types=("llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "olmo", "olmo2"),
     layers="model.layers",
     embed_tokens="model.embed_tokens",
     ln_final="model.norm",
     lm_head="lm_head",
-    notes=("gemma2/gemma3 add norms after attention and MLP (sandwich norm) inside the layer",),
+)
+
+GEMMA2_LIKE = ArchSpec(
+    model_types=("gemma2", "gemma3_text"),
+    layers="model.layers",
+    embed_tokens="model.embed_tokens",
+    ln_final="model.norm",
+    lm_head="lm_head",
+    notes=(
+        "sandwich norms: attention and MLP outputs are normed inside the layer before the residual add",
+        "embeddings are scaled by sqrt(hidden_size) inside the model; logits are soft-capped",
+    ),
 )
 
 MIXTRAL_LIKE = ArchSpec(
