@@ -26,13 +26,13 @@ def _load_families() -> None:
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
     import crystalbox.arch.families as families
 
     for info in pkgutil.iter_modules(families.__path__):
         module = importlib.import_module(f"{families.__name__}.{info.name}")
         for spec in getattr(module, "SPECS", ()):
-            register_spec(spec)
+            register_spec(spec, replace=True)
+    _LOADED = True
 
 
 def get_spec(model_type: str) -> ArchSpec | None:
