@@ -1,6 +1,11 @@
 """Interpretability methods written once against the standard names."""
 
 from crystalbox.methods.ablation import Ablation, AblationResult, ablate, run_with_ablations
+from crystalbox.methods.attribution import (
+    PatchingComparison,
+    attribution_patching,
+    compare_patching,
+)
 from crystalbox.methods.collection import (
     CollectionSummary,
     collect_activations,
@@ -40,6 +45,7 @@ __all__ = [
     "LensResult",
     "LogitDiff",
     "Metric",
+    "PatchingComparison",
     "PatchingResult",
     "Prompt",
     "PromptResults",
@@ -48,7 +54,9 @@ __all__ = [
     "TargetProb",
     "ablate",
     "activation_patching",
+    "attribution_patching",
     "collect_activations",
+    "compare_patching",
     "contrastive_steering_vector",
     "get_first_tokens",
     "get_token_activations",
