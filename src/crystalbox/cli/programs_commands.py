@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["register"]
@@ -51,7 +53,7 @@ def register(subparsers: Any) -> None:
     train.add_argument("--device", default=None)
     train.add_argument("--no-compile", action="store_true", help="eager attention kernels")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=_train)
+    train.set_defaults(func=_user_errors(_train))
 
     evaluate = programs.add_parser("eval", help="accuracy of a checkpoint's discrete model")
     evaluate.add_argument("checkpoint", help="folder written by `programs train`")
@@ -59,7 +61,7 @@ def register(subparsers: Any) -> None:
         "--data-seed", type=int, default=None, help="default: the training data seed"
     )
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
-    evaluate.set_defaults(func=_eval)
+    evaluate.set_defaults(func=_user_errors(_eval))
 
     for name in EXTENSION_MODULES:
         try:
@@ -69,6 +71,19 @@ def register(subparsers: Any) -> None:
                 continue
             raise
         module.register(programs)
+
+
+def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report bad user input (``ValueError``/``TypeError``) as one line and exit status 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (ValueError, TypeError) as exc:
+            print(f"crystalbox: error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

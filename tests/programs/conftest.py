@@ -1,0 +1,55 @@
+"""Shared fixtures for the Transformer Programs tests: tiny configs and random models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from crystalbox.programs import ProgramConfig, ProgramTransformer
+
+
+def random_model(causal: bool, seed: int = 0) -> ProgramTransformer:
+    """A 3-layer model with every kind of module and random (decisive) weights."""
+    torch.manual_seed(seed)
+    config = ProgramConfig(
+        vocab_size=6,
+        n_classes=5,
+        n_ctx=8,
+        d_var=8,
+        n_layers=3,
+        n_cat_heads=2,
+        n_num_heads=2,
+        n_cat_mlps=1,
+        n_num_mlps=1,
+        d_mlp=16,
+        causal=causal,
+    )
+    model = ProgramTransformer(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_()
+    return model.eval()
+
+
+def random_tokens(n: int = 200, seed: int = 0) -> torch.Tensor:
+    """Token ids ``[n, 8]`` over a 6-token vocabulary (0 = pad, 1 = BOS), ragged lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(2, 6, (n, 8), generator=generator)
+    tokens[:, 0] = 1
+    lengths = torch.randint(2, 9, (n,), generator=generator)
+    tokens[torch.arange(8).unsqueeze(0) >= lengths.unsqueeze(1)] = 0
+    return tokens
+
+
+VOCAB = ("<pad>", "<s>", "a", "b", "c", "d")
+CLASSES = ("0", "1", "2", "3", "4")
+
+
+@pytest.fixture(params=[False, True], ids=["bidirectional", "causal"])
+def model(request: pytest.FixtureRequest) -> ProgramTransformer:
+    return random_model(request.param)
+
+
+@pytest.fixture
+def tokens() -> torch.Tensor:
+    return random_tokens()

@@ -1,0 +1,135 @@
+"""The constrained model: one-hot argmax structure, determinism, equivalence with the readout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crystalbox.programs import ProgramConfig, ProgramTransformer, read_discrete, sample
+from crystalbox.programs.samplers import TemperatureSchedule
+
+from .conftest import CLASSES, VOCAB, random_model, random_tokens
+
+
+@pytest.mark.parametrize("sampler", ["argmax", "gumbel_hard"])
+def test_argmax_and_hard_samples_are_one_hot(sampler):
+    logits = torch.randn(5, 7, 8)
+    probs = sample(logits, sampler, tau=0.5)
+    assert set(probs.detach().unique().tolist()) <= {0.0, 1.0}
+    assert torch.all(probs.sum(-1) == 1)
+
+
+def test_soft_samplers_are_distributions():
+    logits = torch.randn(5, 8)
+    for sampler in ("softmax", "gumbel_soft"):
+        probs = sample(logits, sampler, tau=2.0)
+        assert torch.allclose(probs.sum(-1), torch.ones(5))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sample(logits, "nope", 1.0)  # type: ignore[arg-type]
+
+
+def test_temperature_schedule_is_geometric():
+    schedule = TemperatureSchedule(3.0, 0.01, 101)
+    assert schedule(0) == pytest.approx(3.0)
+    assert schedule(100) == pytest.approx(0.01)
+    assert schedule(50) == pytest.approx((3.0 * 0.01) ** 0.5)
+
+
+def test_argmax_stream_is_one_hot(model, tokens):
+    cat, num = model.stream(tokens, "argmax")
+    assert set(cat.unique().tolist()) <= {0.0, 1.0}
+    assert torch.all(cat.sum(dim=2) == 1)  # one value per categorical variable
+    assert torch.equal(num, num.round())  # numerical variables are counts
+
+
+def test_discrete_outputs_are_deterministic(model, tokens):
+    assert torch.equal(model.predict(tokens), model.predict(tokens))
+
+
+def test_readout_runs_exactly_like_the_model(model, tokens):
+    program = read_discrete(model, VOCAB, CLASSES, eos=None)
+    scored = tokens != 0
+    expected = model.predict(tokens).numpy()
+    assert np.array_equal(program.run(tokens.numpy())[scored], expected[scored])
+
+
+def test_relaxed_model_at_low_temperature_is_the_program(model, tokens):
+    soft = model(tokens, "softmax", 1e-4).argmax(-1)
+    scored = tokens != 0
+    assert torch.equal(soft[scored], model.predict(tokens)[scored])
+
+
+def test_padding_does_not_change_predictions():
+    model = random_model(causal=False)
+    tokens = random_tokens(50)
+    short = tokens[:, :5].clone()
+    short[:, 4] = torch.where(short[:, 4] == 0, 0, short[:, 4])
+    padded = torch.zeros(50, 8, dtype=torch.long)
+    padded[:, :5] = short
+    assert torch.equal(model.predict(short)[short != 0], model.predict(padded)[:, :5][short != 0])
+
+
+def test_readout_describes_every_module():
+    model = random_model(causal=True)
+    program = read_discrete(model, VOCAB, CLASSES, eos=None)
+    config = model.config
+    assert len(program.heads) == config.n_layers * (config.n_cat_heads + config.n_num_heads)
+    assert len(program.mlps) == config.n_layers * (config.n_cat_mlps + config.n_num_mlps)
+    names = [v.name for v in program.variables]
+    assert names[:2] == ["tokens", "positions"] and "ones" in names
+    for head in program.heads:
+        assert head.predicate.shape == (config.d_var,) and head.causal
+        assert names.index(head.key) < names.index(head.name)
+    for mlp in program.mlps:
+        out = mlp.evaluate(np.array([0, 1]), np.array([2, 3]))
+        assert out.shape == (2,) and np.all((out >= 0) & (out < config.d_var))
+    assert program.classifier["tokens"].shape == (config.d_var, config.n_classes)
+    assert program.classifier["ones"].shape == (1, config.n_classes)
+
+
+BAD_INPUTS = [
+    ("too long", torch.ones(2, 9, dtype=torch.long), ValueError, "exceeds the model's context"),
+    ("outside vocabulary", torch.full((2, 4), 6), ValueError, r"must lie in \[0, 6\)"),
+    ("negative id", torch.full((2, 4), -1), ValueError, "must lie in"),
+    ("float tokens", torch.ones(2, 4), TypeError, "integer"),
+    ("one dimension", torch.ones(4, dtype=torch.long), ValueError, r"\[batch, pos\]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "error", "message"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_tokens_raise_clear_errors(tokens, error, message):
+    with pytest.raises(error, match=message):
+        random_model(causal=False).predict(tokens)
+
+
+def test_config_collects_problems():
+    with pytest.raises(ValueError, match=r"vocab_size 9 exceeds d_var 8.*n_ctx 10 exceeds d_var 8"):
+        ProgramConfig(vocab_size=9, n_classes=2, n_ctx=10, d_var=8)
+    with pytest.raises(ValueError, match="n_layers must be a positive integer"):
+        ProgramConfig(vocab_size=4, n_classes=2, n_ctx=4, n_layers=0)
+
+
+def test_model_without_numerical_modules_works():
+    config = ProgramConfig(
+        vocab_size=6,
+        n_classes=5,
+        n_ctx=8,
+        n_layers=2,
+        n_cat_heads=1,
+        n_num_heads=0,
+        n_cat_mlps=0,
+        n_num_mlps=0,
+        causal=True,
+    )
+    model = ProgramTransformer(config)
+    tokens = random_tokens(20)
+    logits = model(tokens, "gumbel_hard", 1.0)
+    logits.sum().backward()
+    program = read_discrete(model, VOCAB, CLASSES, eos=None)
+    scored = tokens != 0
+    assert np.array_equal(
+        program.run(tokens.numpy())[scored], model.predict(tokens).numpy()[scored]
+    )

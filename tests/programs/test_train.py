@@ -1,0 +1,118 @@
+"""A short real training run, checkpoints round-tripping, and the CLI on top of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crystalbox.cli.main import main
+from crystalbox.errors import CheckpointError
+from crystalbox.programs.checkpoint import load_program, save_program
+from crystalbox.programs.discrete import read_discrete
+from crystalbox.programs.tasks import make_task
+from crystalbox.programs.train import (
+    TrainConfig,
+    TrainedProgram,
+    accuracy,
+    default_program_config,
+    train_program,
+)
+
+QUICK = TrainConfig(
+    epochs=40,
+    batch_size=256,
+    n_train=2048,
+    n_val=256,
+    n_test=256,
+    threads=1,
+    compile=False,
+    progress=False,
+)
+
+
+@pytest.fixture(scope="module")
+def trained_hist() -> TrainedProgram:
+    task = make_task("hist")
+    return train_program(task, default_program_config(task), QUICK)
+
+
+def test_short_run_learns_hist(trained_hist):
+    result = trained_hist.result
+    assert result.val_acc >= 90.0 and result.test_acc >= 90.0, result
+    assert len(result.val_history) == QUICK.epochs
+    assert result.val_acc == max(result.val_history)  # selected on validation
+
+
+def test_trained_program_reads_out_and_matches(trained_hist):
+    task = trained_hist.task
+    program = read_discrete(trained_hist.model, task.input_vocab, task.output_vocab)
+    from crystalbox.programs.data import make_data
+
+    data = make_data(task, 0, 2048, 256, 256)
+    tokens = torch.as_tensor(data.test.inputs)
+    scored = data.test.targets != -100
+    expected = trained_hist.model.predict(tokens).numpy()
+    assert np.array_equal(program.run(data.test.inputs)[scored], expected[scored])
+
+
+def test_checkpoint_round_trip(trained_hist, tmp_path: Path):
+    save_program(trained_hist, tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    loaded = load_program(tmp_path / "ckpt")
+    assert loaded.task.input_vocab == trained_hist.task.input_vocab
+    assert loaded.result["test_acc"] == trained_hist.result.test_acc
+    tokens = torch.randint(1, 8, (64, 8))
+    tokens[:, 0] = 1
+    assert torch.equal(loaded.model.predict(tokens), trained_hist.model.predict(tokens))
+
+
+def test_incompatible_checkpoints_raise(trained_hist, tmp_path: Path):
+    path = save_program(trained_hist, tmp_path / "ckpt")
+    config = json.loads((path / "config.json").read_text())
+    config["format_version"] = 99
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        load_program(path)
+    with pytest.raises(CheckpointError, match="not a programs checkpoint"):
+        load_program(tmp_path / "missing")
+    config["format_version"] = 1
+    config["model_config"]["n_layers"] = 2
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not match its config"):
+        load_program(path)
+
+
+def test_cli_eval(trained_hist, tmp_path: Path, capsys):
+    path = save_program(trained_hist, tmp_path / "ckpt")
+    assert main(["programs", "eval", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "hist" and report["examples"] == 256
+    assert report["accuracy"] == pytest.approx(trained_hist.result.test_acc, abs=1e-3)
+
+
+def test_cli_train_unknown_task_is_a_clear_error(capsys):
+    assert main(["programs", "train", "nope", "--epochs", "1"]) == 1
+    assert "unknown task 'nope'; known tasks: reverse, hist" in capsys.readouterr().err
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match=r"epochs must be positive.*lr must be positive"):
+        TrainConfig(epochs=0, lr=0)
+    with pytest.raises(ValueError, match="sampler"):
+        TrainConfig(sampler="argmax")
+
+
+def test_accuracy_counts_only_scored_positions(trained_hist):
+    from crystalbox.programs.data import Split
+
+    inputs = np.array([[1, 2, 2, 0]] * 2)
+    targets = np.array([[-100, 1, 1, -100]] * 2)  # "2" occurs twice: class id of "2" is 1
+    score = accuracy(trained_hist.model, Split(inputs, targets))
+    assert score in (0.0, 50.0, 100.0)
