@@ -104,8 +104,9 @@ class _StageError(Exception):
 
 
 def _short(exc: BaseException) -> str:
-    first = next((line for line in str(exc).splitlines() if line.strip()), "")
-    return f"{type(exc).__name__}: {first.strip()}"[:200]
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines and lines[0].endswith(":") else "".join(lines[:1])
+    return f"{type(exc).__name__}: {text}"[:240]
 
 
 def _run(stage: Stage, fn: Callable[[], T]) -> T:
@@ -187,6 +188,25 @@ class TinyBuildError(RuntimeError):
         self.failure = failure
 
 
+def _forward_or_without_cache(tiny: TinyModel) -> torch.Tensor:
+    """Forward; if it fails, retry with the KV cache off (blt cannot build its cache tiny).
+
+    A retry that works leaves `use_cache=False` in the model's config, so plain calls work too.
+    """
+    inputs = tiny.example_inputs()
+    try:
+        return _forward(tiny.model, inputs)
+    except Exception:
+        if not getattr(tiny.model.config, "use_cache", False):
+            raise
+        tiny.model.config.use_cache = False
+        try:
+            return _forward(tiny.model, inputs)
+        except Exception:
+            tiny.model.config.use_cache = True
+        raise
+
+
 def _build(model_type: str, kind: Kind, seed: int, attn: str | None) -> TinyModel | BuildFailure:
     import torch
 
@@ -204,7 +224,7 @@ def _build(model_type: str, kind: Kind, seed: int, attn: str | None) -> TinyMode
                 special_ids=special_token_ids(config),
                 seed=seed,
             )
-            logits = _run("forward", lambda: _forward(model, tiny.example_inputs()))
+            logits = _run("forward", lambda: _forward_or_without_cache(tiny))
     except _StageError as err:
         reason = err.reason
         if err.stage == "forward" and any(name in reason for name in _NON_TEXT_INPUTS):

@@ -44,7 +44,7 @@ _HIDDEN = {
     "lru_width", "pooler_hidden_size", "true_hidden_size", "intra_bottleneck_size",
     "input_embedding_size", "out_hidden_size", "hidden_size_global", "d_latents",
     "cross_attention_hidden_size", "projector_input_dim", "projector_output_dim",
-    "encoder_hidden_size", "router_hidden_size", "prediction_head_size",
+    "encoder_hidden_size", "router_hidden_size", "prediction_head_size", "audio_hidden_size",
 }  # fmt: skip
 _LAYERS = {
     "num_hidden_layers", "n_layer", "n_layers", "num_layers", "num_decoder_layers",
@@ -255,6 +255,9 @@ def _shrink_dict(d: dict[str, Any]) -> None:
         elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
             for x in v:
                 _shrink_dict(x)
+    all_shared = _is_int(d.get("num_kv_shared_layers")) and d.get("num_kv_shared_layers") == d.get(
+        "num_hidden_layers"
+    )
     _shrink_layers(d)
     multi_head = _is_int(d.get("num_key_value_heads")) and d.get("num_key_value_heads") == d.get(
         "num_attention_heads"
@@ -263,6 +266,8 @@ def _shrink_dict(d: dict[str, Any]) -> None:
         d[k] = _clamp(k, d[k])
     if multi_head:  # keep plain multi-head attention where the default has it
         d["num_key_value_heads"] = d["num_attention_heads"]
+    if all_shared:  # drafting assistants share every layer's cache with their target
+        d["num_kv_shared_layers"] = d["num_hidden_layers"]
     if any(_is_int(d.get(k)) for k in _EXPERTS):
         for k in _TOP_K & d.keys():
             if d[k] is None:
@@ -359,6 +364,19 @@ def _set(**values: Any) -> Override:
     return apply
 
 
+def _put(path: str, **values: Any) -> Override:
+    """Set keys in the sub-config at dotted `path` (e.g. `attn_config`)."""
+
+    def apply(d: dict[str, Any]) -> None:
+        sub = d
+        for part in path.split("."):
+            sub = sub[part]
+        sub.update(values)
+
+    return apply
+
+
+_DEFAULT_ROPE = {"rope_type": "default", "rope_theta": 10000.0}
 _QWEN4_INDEXER = _set(
     indexer_n_heads=2,
     indexer_kv_heads=1,
@@ -370,6 +388,10 @@ _QWEN4_INDEXER = _set(
 # or constraints between attributes that the generic rules cannot infer).
 OVERRIDES: dict[str, Override] = {
     "bamba": _set(attn_layer_indices=[1]),
+    "cohere_compass_text": _set(
+        rope_parameters={"full_attention": _DEFAULT_ROPE, "sliding_attention": _DEFAULT_ROPE}
+    ),
+    "dbrx": _put("attn_config", rope_theta=10000.0, clip_qkv=8.0),
     "dots3_note": _set(head_dim=32),  # its sliding-window layers use nope + rope head dims
     "dots3_note_text": _set(head_dim=32),
     "esm": _set(vocab_size=33, pad_token_id=1, mask_token_id=32),  # defaults leave these unset
@@ -406,10 +428,18 @@ KIND_OVERRIDES: dict[tuple[str, Kind], Override] = {
 }
 
 
+# Arguments for the default config where the plain default fails validation.
+DEFAULT_KWARGS: dict[str, dict[str, Any]] = {
+    "gemma4_assistant": {
+        "text_config": {"hidden_size_per_layer_input": 0, "vocab_size_per_layer_input": 0}
+    },
+}
+
+
 def tiny_config_dict(model_type: str, kind: Kind) -> dict[str, Any]:
     """The shrunk config of `model_type` as a dictionary (before building the config object)."""
     arch = get_architecture(model_type, kind)
-    d = config_class(arch)().to_dict()
+    d = config_class(arch)(**DEFAULT_KWARGS.get(model_type, {})).to_dict()
     _shrink_dict(d)
     vocabs = _vocab_sizes(d)
     _remap_tokens(d, min(vocabs) if vocabs else SIZES.vocab)
