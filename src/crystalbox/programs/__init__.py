@@ -6,8 +6,12 @@ model's structure is read out by ``read_discrete``. Importing this package never
 nnsight or transformers.
 """
 
+from crystalbox.programs.baseline import BaselineConfig, StandardTransformer, train_baseline
+from crystalbox.programs.checkpoint import LoadedProgram, TaskInfo, load_program, save_program
 from crystalbox.programs.config import ProgramConfig, VariableSpec, variable_layout
+from crystalbox.programs.data import IGNORE, Split, TaskData, encode_inputs, make_data
 from crystalbox.programs.discrete import DiscreteHead, DiscreteMLP, DiscreteModel, read_discrete
+from crystalbox.programs.grid import GridResult, paper_grid, run_grid
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.samplers import SAMPLERS, Sampler, TemperatureSchedule, sample
 from crystalbox.programs.semantics import (
@@ -18,24 +22,67 @@ from crystalbox.programs.semantics import (
     position_bias,
     select_closest,
 )
+from crystalbox.programs.tasks import (
+    PUBLISHED,
+    TASKS,
+    PublishedConfig,
+    Task,
+    custom_task,
+    make_task,
+)
+from crystalbox.programs.train import (
+    RunResult,
+    TrainConfig,
+    TrainedProgram,
+    accuracy,
+    default_program_config,
+    train_program,
+)
 
 __all__ = [
+    "IGNORE",
+    "PUBLISHED",
     "SAMPLERS",
+    "TASKS",
+    "BaselineConfig",
     "DiscreteHead",
     "DiscreteMLP",
     "DiscreteModel",
+    "GridResult",
+    "LoadedProgram",
     "ProgramConfig",
     "ProgramTransformer",
+    "PublishedConfig",
+    "RunResult",
     "Sampler",
+    "Split",
+    "StandardTransformer",
+    "Task",
+    "TaskData",
+    "TaskInfo",
     "TemperatureSchedule",
+    "TrainConfig",
+    "TrainedProgram",
     "VariableSpec",
+    "accuracy",
     "aggregate",
     "aggregate_sum",
     "closest_match",
+    "custom_task",
+    "default_program_config",
+    "encode_inputs",
+    "load_program",
+    "make_data",
+    "make_task",
     "match_matrix",
+    "paper_grid",
     "position_bias",
     "read_discrete",
+    "run_grid",
     "sample",
+    "save_program",
     "select_closest",
+    "train_baseline",
+    "train_program",
     "variable_layout",
 ]

@@ -1,0 +1,39 @@
+"""The standard-transformer baseline and the seed/config grid (tiny, fast)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from crystalbox.programs import (
+    TrainConfig,
+    make_task,
+    paper_grid,
+    run_grid,
+    train_baseline,
+)
+
+TINY = TrainConfig(
+    epochs=2, batch_size=64, n_train=128, n_val=32, n_test=32, compile=False, progress=False
+)
+
+
+def test_baseline_trains_and_reports():
+    model, result = train_baseline(make_task("dyck1"), train_config=TINY)
+    assert 0.0 <= result.test_acc <= 100.0 and len(result.val_history) == 2
+    assert model.config.causal
+
+
+def test_grid_selects_on_validation():
+    task = make_task("hist")
+    configs = paper_grid(task, layers=(1,), heads=(2,), mlps=(0, 2))
+    assert [(c.n_cat_mlps, c.n_num_mlps) for c in configs] == [(0, 0), (1, 1)]
+    grid = run_grid(task, configs, seeds=(0, 1), train_config=TINY, processes=1)
+    assert len(grid.runs) == 4
+    assert grid.best.result.val_acc == max(result.val_acc for _, result in grid.runs)
+
+
+def test_importing_programs_does_not_import_nnsight_or_transformers():
+    code = "import sys, crystalbox.programs; print('nnsight' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
