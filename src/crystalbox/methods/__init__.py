@@ -23,6 +23,12 @@ from crystalbox.methods.metrics import (
     target_prob,
 )
 from crystalbox.methods.patching import PatchingResult, activation_patching
+from crystalbox.methods.patchscopes import (
+    TargetPrompt,
+    patchscope_generate,
+    patchscope_lens,
+    repeat_prompt,
+)
 from crystalbox.methods.prompts import (
     Prompt,
     PromptResults,
@@ -52,6 +58,7 @@ __all__ = [
     "SteeringVector",
     "TargetLogProb",
     "TargetProb",
+    "TargetPrompt",
     "ablate",
     "activation_patching",
     "attribution_patching",
@@ -62,6 +69,9 @@ __all__ = [
     "get_token_activations",
     "logit_diff",
     "logit_lens",
+    "patchscope_generate",
+    "patchscope_lens",
+    "repeat_prompt",
     "run_prompts",
     "run_with_ablations",
     "single_token_id",
