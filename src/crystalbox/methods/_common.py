@@ -148,12 +148,23 @@ def out_proj_name(model: StandardizedTransformer, layer: int) -> str:
     width = (model.num_heads or 0) * head_dim(model)
     for name in _OUT_PROJ_NAMES:
         sub = getattr(attention, name, None)
-        if isinstance(sub, torch.nn.Linear) and sub.in_features == width:
+        if isinstance(sub, torch.nn.Module) and _input_width(sub) == width:
             return name
     raise ValueError(
         f"cannot find the attention output projection of layer {layer} ({type(attention).__name__}); "
         f"per-head access looks for a Linear named one of {_OUT_PROJ_NAMES} with {width} inputs"
     )
+
+
+def _input_width(module: torch.nn.Module) -> int | None:
+    if isinstance(module, torch.nn.Linear):
+        return module.in_features
+    weight = getattr(module, "weight", None)
+    if type(module).__name__ == "Conv1D" and isinstance(
+        weight, torch.Tensor
+    ):  # GPT-2 style [in, out]
+        return int(weight.shape[0])
+    return None
 
 
 def component_envoy_value(model: StandardizedTransformer, component: Component, layer: int) -> Any:
@@ -185,5 +196,7 @@ def set_component(
         getattr(model.attentions[layer], out_proj_name(model, layer)).input = value
 
 
-def token_strings(model: StandardizedTransformer, ids: Sequence[int] | torch.Tensor) -> tuple[str, ...]:
+def token_strings(
+    model: StandardizedTransformer, ids: Sequence[int] | torch.Tensor
+) -> tuple[str, ...]:
     return tuple(model.tokenizer.decode([int(i)]) for i in ids)
