@@ -57,13 +57,14 @@ def test_attn_implementation_is_honoured() -> None:
 
 
 def test_known_broken_architecture_is_reported_not_dropped() -> None:
-    (record,) = build_all("causal", only=["dbrx"])
+    # A drafting assistant shares every layer's cache with a target model it does not have.
+    (record,) = build_all("causal", only=["gemma4_assistant"])
     assert isinstance(record.outcome, BuildFailure)
     assert record.outcome.stage == "instantiate" and record.outcome.reason
 
 
 # Successes measured with transformers 5.23 (CPU); a drop below these is a regression.
-FLOORS: dict[Kind, int] = {"causal": 183, "masked": 51, "seq2seq": 35}
+FLOORS: dict[Kind, int] = {"causal": 186, "masked": 51, "seq2seq": 36}
 
 
 @pytest.mark.slow
@@ -78,3 +79,11 @@ def test_every_architecture_builds_at_least_the_floor(kind: Kind) -> None:
     }
     assert all(failures.values())
     assert len(records) - len(failures) >= FLOORS[kind], failures
+
+
+def test_cli_prints_a_table_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from crystalbox.testbed.__main__ import main
+
+    assert main(["--kind", "causal", "llama", "dbrx"]) == 0
+    out = capsys.readouterr().out
+    assert "llama" in out and "causal: 2/2 built and ran" in out

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crystalbox.testbed", description=__doc__)
     parser.add_argument("--kind", choices=KINDS, action="append", help="default: every kind")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attn", help="attn_implementation, e.g. eager (default: the model's)")
     parser.add_argument("model_types", nargs="*", help="only these architectures")
     args = parser.parse_args(argv)
     kinds: list[Kind] = args.kind or list(KINDS)
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         print(f"== {kind}\n{'model_type':28s} {'params':>10s} {'time':>7s}  status")
         ok = total = 0
-        for record in iter_builds(kind, args.seed, args.model_types or None):
+        for record in iter_builds(kind, args.seed, args.model_types or None, args.attn):
             print(_row(record), flush=True)
             ok += record.ok
             total += 1

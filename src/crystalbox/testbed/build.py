@@ -238,7 +238,10 @@ def _build(model_type: str, kind: Kind, seed: int, attn: str | None) -> TinyMode
 
 
 def iter_builds(
-    kind: Kind, seed: int = 0, only: Iterable[str] | None = None
+    kind: Kind,
+    seed: int = 0,
+    only: Iterable[str] | None = None,
+    attn_implementation: str | None = None,
 ) -> Iterator[BuildRecord]:
     """Build every architecture of `kind` (or those in `only`) one at a time, none dropped."""
     wanted = None if only is None else set(only)
@@ -246,14 +249,17 @@ def iter_builds(
         if wanted is not None and arch.model_type not in wanted:
             continue
         start = time.perf_counter()
-        outcome = _build(arch.model_type, kind, seed, None)
+        outcome = _build(arch.model_type, kind, seed, attn_implementation)
         seconds = time.perf_counter() - start
         n_params = outcome.n_params if isinstance(outcome, TinyModel) else 0
         yield BuildRecord(arch.model_type, outcome, n_params, seconds)
 
 
 def build_all(
-    kind: Kind, seed: int = 0, only: Iterable[str] | None = None
+    kind: Kind,
+    seed: int = 0,
+    only: Iterable[str] | None = None,
+    attn_implementation: str | None = None,
 ) -> tuple[BuildRecord, ...]:
     """`iter_builds` collected: one record per architecture, a model or a `BuildFailure`."""
-    return tuple(iter_builds(kind, seed, only))
+    return tuple(iter_builds(kind, seed, only, attn_implementation))

@@ -45,6 +45,7 @@ _HIDDEN = {
     "input_embedding_size", "out_hidden_size", "hidden_size_global", "d_latents",
     "cross_attention_hidden_size", "projector_input_dim", "projector_output_dim",
     "encoder_hidden_size", "router_hidden_size", "prediction_head_size", "audio_hidden_size",
+    "shape_embed_dim", "pronunciation_embed_dim",
 }  # fmt: skip
 _LAYERS = {
     "num_hidden_layers", "n_layer", "n_layers", "num_layers", "num_decoder_layers",
@@ -82,7 +83,7 @@ _FFN = {
 _VOCAB = {
     "vocab_size", "decoder_vocab_size", "src_vocab_size", "tgt_vocab_size",
     "vocab_size_per_layer_input", "unpadded_vocab_size", "encoder_hash_byte_group_vocab",
-    "entity_vocab_size",
+    "entity_vocab_size", "shape_vocab_size", "pronunciation_vocab_size",
 }  # fmt: skip
 _POSITIONS = {
     "max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "max_target_positions",
