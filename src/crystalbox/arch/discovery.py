@@ -37,7 +37,7 @@ def discover_spec(model: nn.Module) -> ArchSpec:
         model_types=(str(getattr(getattr(model, "config", None), "model_type", "unknown")),),
         layers=layers_path or "",
         embed_tokens=names.get(embed, "") if embed is not None else "",
-        lm_head=names.get(head, "") if head is not None else "",
+        lm_head=_whole_head(model, names.get(head, "") if head is not None else "", layers_path),
         ln_final=_final_norm(model, layers_path),
         attention=_children_named(layer0, _ATTENTION_NAMES),
         mlp=_children_named(layer0, _MLP_NAMES),
@@ -60,6 +60,15 @@ def _largest_block_list(model: nn.Module) -> str | None:
         ):
             best = (len(module), name)
     return best[1] if best else None
+
+
+def _whole_head(model: nn.Module, output_embeddings: str, layers_path: str | None) -> str:
+    """The head module that maps hidden states to logits: for MLM heads (``cls.predictions.decoder``,
+    ``lm_head.decoder``) the whole top-level head with its transform, else the output embeddings."""
+    top = output_embeddings.split(".", 1)[0]
+    if "." not in output_embeddings or (layers_path or "").split(".", 1)[0] == top:
+        return output_embeddings
+    return top
 
 
 def _final_norm(model: nn.Module, layers_path: str | None) -> str | None:

@@ -24,9 +24,12 @@ _PREFIX = "crystalbox_"
 class AttentionProbe(nn.Module):
     """Identity on attention probabilities; ``armed`` asks the next attention call to route them here."""
 
-    def __init__(self, eager: Callable[..., tuple[torch.Tensor, torch.Tensor | None]]) -> None:
+    def __init__(
+        self, eager: Callable[..., tuple[torch.Tensor, torch.Tensor | None]], causal: bool
+    ) -> None:
         super().__init__()
         self.armed = False
+        self.causal = causal  # what the attention module declares (``is_causal``)
         self._eager = eager
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:  # probs: [batch, heads, q, k]
@@ -119,14 +122,17 @@ def install_probes(
     if original not in ("eager", "sdpa"):
         return [None for _ in attention_modules]
     probes: list[AttentionProbe | None] = []
-    for module in attention_modules:
+    for attention in attention_modules:
+        # the probe goes on the module that calls the attention interface: the attention module
+        # itself, or an inner one (BERT-style ``attention.self``)
+        module = _interface_caller(attention)
         eager = _eager_function(module) if module is not None else None
-        if module is None or eager is None or not _uses_interface(module):
+        if module is None or eager is None:
             probes.append(None)
             continue
         probe = getattr(module, PROBE_NAME, None)
         if not isinstance(probe, AttentionProbe):
-            probe = AttentionProbe(eager)
+            probe = AttentionProbe(eager, bool(getattr(module, "is_causal", True)))
             module.add_module(PROBE_NAME, probe)
         probes.append(probe)
     if any(p is not None for p in probes):
@@ -135,6 +141,17 @@ def install_probes(
             if config._attn_implementation == original:
                 config._attn_implementation = name
     return probes
+
+
+def uninstall_probes(model: nn.Module, attention_modules: list[nn.Module | None]) -> None:
+    """Undo ``install_probes``: the original attention implementation, and no probe children."""
+    for config in _configs(model):
+        name = config._attn_implementation
+        if isinstance(name, str) and name.startswith(_PREFIX):
+            config._attn_implementation = name[len(_PREFIX) :]
+    for attention in attention_modules:
+        for module in attention.modules() if attention is not None else ():
+            module._modules.pop(PROBE_NAME, None)
 
 
 def _configs(model: nn.Module) -> list[Any]:
@@ -148,6 +165,18 @@ def _configs(model: nn.Module) -> list[Any]:
                 if child is not None and hasattr(child, "_attn_implementation"):
                     seen.setdefault(id(child), child)
     return list(seen.values())
+
+
+def _interface_caller(attention: nn.Module | None) -> nn.Module | None:
+    if attention is None:
+        return None
+    return next((m for m in attention.modules() if _uses_interface(m)), None)
+
+
+def probe_module(attention: nn.Module | None) -> nn.Module | None:
+    """The module under ``attention`` that holds the probe (None when it has none)."""
+    caller = _interface_caller(attention)
+    return caller if caller is not None and PROBE_NAME in caller._modules else None
 
 
 def _uses_interface(module: nn.Module) -> bool:

@@ -18,7 +18,12 @@ from crystalbox.standard.accessors import (
     ProbabilityAccessor,
     check_layer,
 )
-from crystalbox.standard.attention_probe import PROBE_NAME, install_probes
+from crystalbox.standard.attention_probe import (
+    PROBE_NAME,
+    install_probes,
+    probe_module,
+    uninstall_probes,
+)
 from crystalbox.standard.positions import InputRecorder, last_positions
 
 __all__ = ["StandardizedTransformer"]
@@ -58,15 +63,21 @@ class StandardizedTransformer(_nnsight.BaseModel):
             _sub(layer, path) for layer, path in zip(layers, arch.attention, strict=True)
         ]
         probes = install_probes(loaded.model, attention_modules)
+        if any(probes) and not _probes_transparent(loaded, reference):
+            # this architecture's code depends on the attention implementation's name: keep it
+            # untouched and go without attention probabilities rather than change its outputs
+            uninstall_probes(loaded.model, attention_modules)
+            probes = [None] * len(attention_modules)
         recorder = InputRecorder(loaded.model)
         with _nnsight.quiet_construction():
             super().__init__(
                 loaded.model,
                 **_nnsight.base_init_kwargs(
-                    PIPELINE_TASK[loaded.task], loaded.tokenizer, _rename_map(arch)
+                    PIPELINE_TASK[loaded.task], loaded.tokenizer, _rename_map(arch, loaded.model)
                 ),
             )
         self._arch = arch
+        self._layer_modules = layers
         self._loaded = loaded
         self._recorder = recorder
         self._probes = probes
@@ -146,7 +157,14 @@ class StandardizedTransformer(_nnsight.BaseModel):
         return self._per_layer(i, self._arch.router[i])
 
     def _probe_envoy(self, i: int) -> Any:
-        return getattr(self._attention_envoy(i), PROBE_NAME)
+        attention_path = self._arch.attention[i]
+        attention = _sub(self._layer_modules[i], attention_path)
+        holder = probe_module(attention)
+        if holder is None or attention is None or attention_path is None:
+            return None
+        relative = next(name for name, m in attention.named_modules() if m is holder)
+        path = f"{attention_path}.{relative}" if relative else attention_path
+        return _nnsight.child_envoy(self._layer_envoy(i), f"{path}.{PROBE_NAME}")
 
     def layer_kinds(self) -> list[str]:
         """What each layer holds: 'attention', 'mixer', or both joined by '+'; MLP/MoE appended."""
@@ -281,15 +299,28 @@ def _sub(layer: nn.Module, path: str | None) -> nn.Module | None:
     return layer.get_submodule(path) if path else None
 
 
-def _rename_map(arch: ResolvedArch) -> dict[str, str]:
+def _rename_map(arch: ResolvedArch, model: nn.Module) -> dict[str, str]:
     rename = {arch.layers: "layers", arch.embed_tokens: "embed_tokens", arch.lm_head: "lm_head"}
     if arch.ln_final is not None:
         rename[arch.ln_final] = "ln_final"
+    # a standard name the model already uses for another module stays the model's own
+    # (e.g. RoBERTa's ``lm_head`` is the whole head, its ``lm_head.decoder`` the projection)
+    taken = {name for name, _ in model.named_children()}
+    rename = {path: alias for path, alias in rename.items() if path == alias or alias not in taken}
     for role, alias in (("attention", "self_attn"), ("mlp", "mlp")):
         for path in {p for p in getattr(arch, role) if p}:
             if path != alias and "." not in path:
                 rename[path] = alias
     return {key: value for key, value in rename.items() if key != value}
+
+
+def _probes_transparent(
+    loaded: LoadedModel, reference: tuple[dict[str, torch.Tensor], torch.Tensor]
+) -> bool:
+    """Whether the model still gives bit-identical logits with the (unarmed) probes installed."""
+    inputs, raw = reference
+    with torch.no_grad():
+        return bool(torch.equal(loaded.model(**inputs).logits, raw))
 
 
 def _reference_run(
