@@ -2,7 +2,8 @@
 
 `list_architectures(kind)` enumerates the causal / masked / seq2seq architectures,
 `tiny_config` shrinks one's config, `build_tiny_model` builds and runs it, and `build_all`
-tries them all, reporting each failure with its stage and reason.
+(or `iter_builds`, one at a time) tries them all, reporting each failure with its stage and
+reason. `python -m crystalbox.testbed [--kind causal]` prints the table.
 """
 
 from crystalbox.testbed.build import (
@@ -12,6 +13,7 @@ from crystalbox.testbed.build import (
     TinyModel,
     build_all,
     build_tiny_model,
+    iter_builds,
 )
 from crystalbox.testbed.catalog import KINDS, Architecture, Kind, list_architectures
 from crystalbox.testbed.shrink import SIZES, TinySizes, tiny_config
@@ -28,6 +30,7 @@ __all__ = [
     "TinySizes",
     "build_all",
     "build_tiny_model",
+    "iter_builds",
     "list_architectures",
     "tiny_config",
 ]

@@ -132,12 +132,13 @@ def _quiet() -> Iterator[None]:
 
 
 def _text_vocab(config: PretrainedConfig, model: PreTrainedModel) -> int:
-    embeddings = model.get_input_embeddings()
-    n = getattr(embeddings, "num_embeddings", None)
-    if isinstance(n, int):
-        return n
-    vocab = getattr(config.get_text_config(), "vocab_size", None)
-    return vocab if isinstance(vocab, int) else 512
+    """Ids the model reads as text: the config's vocabulary, within the embedding rows."""
+    sizes = [
+        getattr(model.get_input_embeddings(), "num_embeddings", None),
+        getattr(config.get_text_config(), "vocab_size", None),
+    ]
+    ints = [n for n in sizes if isinstance(n, int)]
+    return min(ints) if ints else 512
 
 
 def _instantiate(
