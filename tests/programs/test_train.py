@@ -116,3 +116,16 @@ def test_accuracy_counts_only_scored_positions(trained_hist):
     targets = np.array([[-100, 1, 1, -100]] * 2)  # "2" occurs twice: class id of "2" is 1
     score = accuracy(trained_hist.model, Split(inputs, targets))
     assert score in (0.0, 50.0, 100.0)
+
+
+def test_training_is_reproducible_per_seed():
+    task = make_task("sort")
+    tiny = TrainConfig(
+        epochs=2, batch_size=64, n_train=128, n_val=32, n_test=32, compile=False, progress=False
+    )
+    first, again = train_program(task, None, tiny), train_program(task, None, tiny)
+    for (name, a), (_, b) in zip(
+        first.model.state_dict().items(), again.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert first.result.val_history == again.result.val_history
