@@ -253,7 +253,7 @@ def read_discrete(
         output_vocab=tuple(output_vocab),
         bos=bos,
         pad=pad,
-        eos=eos,
+        eos=eos if eos in input_vocab else None,
         n_ctx=config.n_ctx,
         d_var=config.d_var,
         n_layers=config.n_layers,
