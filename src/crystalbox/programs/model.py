@@ -132,9 +132,9 @@ class ProgramLayer(nn.Module):
         )  # [5 slots of heads, v]
         streamed = cat @ reads.T  # [b, n, k, slots]
         q, kk, v, nq, nk = streamed.split([hc, hc, hc, hn, hn], dim=-1)
-        tau_t = torch.as_tensor(tau, dtype=cat.dtype)
+        tau_t = torch.as_tensor(tau, dtype=cat.dtype, device=cat.device)
         if hc:
-            noise = torch.zeros(b, hc, n, n)
+            noise = torch.zeros(b, hc, n, n, device=cat.device)
             if sampler in ("gumbel_soft", "gumbel_hard"):
                 noise = _gumbel_like(noise)
             kernel = get_kernel("cat_heads_soft", self.compiled)

@@ -57,7 +57,8 @@ def position_bias(n: int) -> torch.Tensor:
 
 def allowed_keys(n: int, causal: bool, key_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Which keys a query may select: bool ``[..., q, j]`` (``key_mask``: ``[..., j]``)."""
-    allowed = torch.ones(n, n, dtype=torch.bool)
+    device = key_mask.device if key_mask is not None else None
+    allowed = torch.ones(n, n, dtype=torch.bool, device=device)
     if causal:
         allowed = torch.tril(allowed)
     if key_mask is not None:
@@ -82,6 +83,8 @@ def match_matrix(
     table = predicate.to(torch.long).expand(*queries.shape[:-1], predicate.shape[-1])
     wanted = torch.gather(table, -1, queries)  # [..., q]
     match = keys.to(torch.long).unsqueeze(-2) == wanted.unsqueeze(-1)
+    if key_mask is None:
+        return match & allowed_keys(keys.shape[-1], causal).to(match.device)
     return match & allowed_keys(keys.shape[-1], causal, key_mask)
 
 
@@ -91,7 +94,9 @@ def closest_match(match: torch.Tensor) -> torch.Tensor:
     No match selects BOS (0); otherwise the closest match, self last, earlier wins ties.
     """
     n = match.shape[-1]
-    score = torch.where(match, position_bias(n), torch.full((), -10.0))
+    score = torch.where(
+        match, position_bias(n).to(match.device), torch.full((), -10.0, device=match.device)
+    )
     chosen = score.argmax(dim=-1)
     return torch.where(match.any(dim=-1), chosen, torch.zeros_like(chosen))
 
