@@ -1,6 +1,7 @@
 """Interpretability methods written once against the standard names."""
 
 from crystalbox.methods.ablation import Ablation, AblationResult, ablate, run_with_ablations
+from crystalbox.methods.attention import AttentionPattern, attention_pattern
 from crystalbox.methods.attribution import (
     PatchingComparison,
     attribution_patching,
@@ -47,6 +48,7 @@ __all__ = [
     "Ablation",
     "AblationResult",
     "ActivationDataset",
+    "AttentionPattern",
     "CollectionSummary",
     "LensResult",
     "LogitDiff",
@@ -61,6 +63,7 @@ __all__ = [
     "TargetPrompt",
     "ablate",
     "activation_patching",
+    "attention_pattern",
     "attribution_patching",
     "collect_activations",
     "compare_patching",
