@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from crystalbox.programs.baseline import train_baseline
 from crystalbox.programs.tasks import PUBLISHED, TASKS, make_task
 from crystalbox.programs.train import TrainConfig, default_program_config, train_program
 
@@ -63,18 +64,45 @@ def run_one(
     }
 
 
+def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) -> dict[str, Any]:
+    """The standard transformer (d_model 64, 4 heads, 3 layers) with the same data and budget."""
+    train_config = TrainConfig(
+        epochs=epochs or PUBLISHED[task_name].epochs, seed=seed, threads=threads, progress=False
+    )
+    _, result = train_baseline(make_task(task_name), train_config=train_config)
+    return {
+        "task": task_name,
+        "model": "baseline",
+        "seed": seed,
+        "epochs": train_config.epochs,
+        "val_acc": round(result.val_acc, 2),
+        "test_acc": round(result.test_acc, 2),
+        "wall_s": round(result.wall_s, 1),
+        "threads": result.threads,
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     lines = [
-        "| task | config (cat+num) | epochs | seeds | best-val seed: val / test | test mean ± std | wall s/run (threads) | paper | reproduction |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| task | config (cat+num) | epochs | seeds | best-val seed: val / test | test mean ± std | wall s/run (threads) | paper | reproduction | standard transformer (test) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in TASKS:
         published = PUBLISHED[name]
         paper = f"{published.paper:.2f}" if published.paper is not None else "—"
         repro = f"{published.reproduction:.2f}" if published.reproduction is not None else "—"
-        mine = [r for r in runs if r["task"] == name]
+        base = [r for r in runs if r["task"] == name and r.get("model") == "baseline"]
+        base_cell = (
+            f"{max(base, key=lambda r: r['val_acc'])['test_acc']:.2f} ({base[-1]['epochs']} ep)"
+            if base
+            else "not run"
+        )
+        mine = [r for r in runs if r["task"] == name and r.get("model") != "baseline"]
         if not mine:
-            lines.append(f"| {name} | — | — | — | not run | not run | — | {paper} | {repro} |")
+            lines.append(
+                f"| {name} | — | — | — | not run | not run | — | {paper} | {repro} | {base_cell} |"
+            )
             continue
         latest_epochs = mine[-1]["epochs"]
         mine = [r for r in mine if r["epochs"] == latest_epochs]
@@ -85,7 +113,7 @@ def table(runs: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {name} | {best['config']} | {latest_epochs} | {len(mine)} | "
             f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
-            f"{walls:.0f} ({best['threads']}) | {paper} | {repro} |"
+            f"{walls:.0f} ({best['threads']}) | {paper} | {repro} | {base_cell} |"
         )
     return "\n".join(lines)
 
@@ -97,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default: the paper's per task")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument(
+        "--baseline", action="store_true", help="train the standard transformer instead"
+    )
     parser.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON")
     args = parser.parse_args(argv)
     runs = load_runs(RESULTS_JSON)
@@ -104,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         for name in args.tasks:
             for seed in args.seeds:
-                run = run_one(name, seed, args.epochs, args.threads, not args.no_compile)
+                if args.baseline:
+                    run = run_baseline(name, seed, args.epochs, args.threads)
+                else:
+                    run = run_one(name, seed, args.epochs, args.threads, not args.no_compile)
                 print(json.dumps(run), flush=True)
                 runs.append(run)
                 RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
