@@ -41,7 +41,7 @@ def test_example_inputs_avoid_special_ids(tiny: TinyModel) -> None:
     assert ids.shape == (4, 16) and inputs["attention_mask"].shape == (4, 16)
     assert int(ids.min()) >= 0 and int(ids.max()) < tiny.vocab_size
     assert not set(ids.flatten().tolist()) & tiny.special_ids
-    assert ("decoder_input_ids" in inputs) == (tiny.kind == "seq2seq")
+    assert ("decoder_input_ids" in inputs) == tiny.config.is_encoder_decoder
 
 
 def test_same_seed_gives_same_weights_and_logits() -> None:

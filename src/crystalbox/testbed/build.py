@@ -37,7 +37,11 @@ class TinyModel:
     seed: int = 0
 
     def example_inputs(self, batch: int = 2, seq: int = 8) -> dict[str, torch.Tensor]:
-        """`input_ids` / `attention_mask` `[batch, seq]` (and `decoder_input_ids` for seq2seq)."""
+        """`input_ids`, `attention_mask` `[batch, seq]`; `decoder_input_ids` for encoder-decoders.
+
+        Speech-to-text "seq2seq" architectures that are decoder-only LMs over audio features
+        (qwen2_audio, voxtral, ...) get token ids only and run as text LMs.
+        """
         import torch
 
         allowed = torch.tensor(
@@ -49,7 +53,7 @@ class TinyModel:
             return allowed[torch.randint(len(allowed), (batch, seq), generator=gen)]
 
         inputs = {"input_ids": ids(), "attention_mask": torch.ones(batch, seq, dtype=torch.long)}
-        if self.kind == "seq2seq":
+        if getattr(self.config, "is_encoder_decoder", False):
             inputs["decoder_input_ids"] = ids()
         return inputs
 
