@@ -396,10 +396,10 @@ OVERRIDES: dict[str, Override] = {
         rope_parameters={"full_attention": _DEFAULT_ROPE, "sliding_attention": _DEFAULT_ROPE}
     ),
     "dbrx": _put("attn_config", rope_theta=10000.0, clip_qkv=8.0),
+    "dots1": _set(n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1),
     "dots3_note": _set(head_dim=32),  # its sliding-window layers use nope + rope head dims
     "dots3_note_text": _set(head_dim=32),
     "esm": _set(vocab_size=33, pad_token_id=1, mask_token_id=32),  # defaults leave these unset
-    "dots1": _set(n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1),
     "granitemoehybrid": _set(layer_types=["mamba", "attention"]),
     "hrm_text": _set(num_layers_per_stack=1, H_cycles=1, L_cycles=1, num_hidden_layers=2),
     "lfm2_moe": _set(layer_types=["conv", "full_attention"]),
