@@ -72,18 +72,27 @@ def bench_lens(model: Any, repeats: int) -> dict[str, float]:
         with torch.no_grad():
             model.hf_model(**inputs)
 
-    def lens() -> None:
-        logit_lens(model, texts)
+    def lens_last() -> None:
+        logit_lens(model, texts, positions="last")
 
-    forward(), lens()  # warm up
-    pairs = [(_median_time(forward, 1), _median_time(lens, 1)) for _ in range(repeats)]
-    fwd = statistics.median(p[0] for p in pairs)
-    lns = statistics.median(p[1] for p in pairs)
+    def lens_all() -> None:
+        logit_lens(model, texts, positions="all")
+
+    forward(), lens_last(), lens_all()  # warm up
+    runs = [
+        (_median_time(forward, 1), _median_time(lens_last, 1), _median_time(lens_all, 1))
+        for _ in range(repeats)
+    ]
+    fwd = statistics.median(r[0] for r in runs)
+    last = statistics.median(r[1] for r in runs)
+    every = statistics.median(r[2] for r in runs)
     return {
         "tokens": int(inputs["input_ids"].numel()),
         "forward_ms": fwd * 1e3,
-        "lens_ms": lns * 1e3,
-        "ratio": lns / fwd,
+        "lens_last_ms": last * 1e3,
+        "ratio_last": last / fwd,
+        "lens_all_positions_ms": every * 1e3,
+        "ratio_all_positions": every / fwd,
     }
 
 

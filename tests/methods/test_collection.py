@@ -152,3 +152,15 @@ def test_killed_run_resumes_to_identical_shards(tiny, tmp_path):
     assert _shards(resumed) == _shards(reference)
     for name in _shards(reference):
         assert (resumed / name).read_bytes() == (reference / name).read_bytes()
+
+
+def test_dataset_pickles_for_dataloader_workers(tiny, tmp_path):
+    import pickle
+
+    collect_activations(tiny, TEXTS[:3], tmp_path, layers=[1], progress=False)
+    data = ActivationDataset(tmp_path, layer=1)
+    first = data[0]
+    clone = pickle.loads(pickle.dumps(data))
+    torch.testing.assert_close(clone[0], first)
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    assert next(iter(loader)).shape == (4, tiny.hidden_size)

@@ -161,6 +161,11 @@ class ActivationDataset(torch.utils.data.Dataset[torch.Tensor]):
     def __len__(self) -> int:
         return self._len
 
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers reopen the memory maps
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state
+
     @property
     def layers(self) -> tuple[int, ...]:
         return tuple(self.config["layers"])
