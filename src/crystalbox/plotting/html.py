@@ -39,8 +39,10 @@ def write_heatmap_html(
     path: Path,
     x_label: str,
     y_label: str,
+    labels: Sequence[Sequence[str]] | None = None,
+    diverging: bool = True,
 ) -> Path:
-    """Heatmap with a tooltip per cell (row, column, value)."""
+    """Heatmap with a tooltip per cell (row, column, value, and its label when given)."""
     rows, cols = values.shape
     cell, left, top = 28, 90, 20
     finite = values[np.isfinite(values)]
@@ -55,10 +57,18 @@ def write_heatmap_html(
         )
         for c in range(cols):
             tip = f"{y_label} {row_names[r]}, {x_label} {col_names[c]!r}: {values[r, c]:.4g}"
+            if labels is not None:
+                tip += f" ({labels[r][c]!r})"
+            value = float(values[r, c]) if diverging else 2 * float(values[r, c]) - bound
             parts.append(
                 f'<rect x="{left + cell * c}" y="{y}" width="{cell}" height="{cell}" '
-                f'fill="{_color(float(values[r, c]), bound)}" data-tip="{html.escape(tip)}"/>'
+                f'fill="{_color(value, bound)}" data-tip="{html.escape(tip)}"/>'
             )
+            if labels is not None:
+                parts.append(
+                    f'<text x="{left + cell * c + cell / 2}" y="{y + cell * 0.6}" text-anchor="middle" '
+                    f'font-size="7" pointer-events="none">{html.escape(str(labels[r][c])[:6])}</text>'
+                )
     base = top + cell * rows + 12
     for c in range(cols):
         x = left + cell * c + cell / 2
