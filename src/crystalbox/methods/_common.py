@@ -29,7 +29,7 @@ def as_prompts(prompts: str | Sequence[str], what: str = "prompts") -> list[str]
         if not isinstance(item, str):
             raise TypeError(f"{what}: every prompt must be a str, got {type(item).__name__}")
         if not item:
-            raise ValueError(f"{what}: got an empty prompt string")
+            raise ValueError(f"{what}: got an empty prompt string; prompts must be non-empty")
     return items
 
 
