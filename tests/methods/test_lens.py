@@ -8,7 +8,7 @@ from crystalbox.methods import Prompt, get_first_tokens, logit_lens, run_prompts
 from crystalbox.methods._common import encode
 
 PROMPTS = ["The cat sat on the mat", "Hi", "One two three"]
-FAMILIES = ["llama", "gpt2", "gpt_neox", "opt", "bloom", "gemma2", "phi3"]
+FAMILIES = ["llama", "gpt2", "bloom", "gemma2"]
 
 
 def _own_probs(model, side):

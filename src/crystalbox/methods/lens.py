@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LensResult", "logit_lens"]
 
+_CHUNK_ROWS = 1024  # rows projected on the vocabulary at once ([rows, vocab] floats in memory)
+
 
 @dataclass(frozen=True)
 class LensResult:
@@ -195,18 +197,28 @@ def _project_all(
     top_probs = torch.zeros(n_prompts, n_layers, width, k)
     top_ids = torch.zeros(n_prompts, n_layers, width, k, dtype=torch.long)
     last_probs = torch.empty(n_prompts, n_layers, model.vocab_size)
-    # one matmul for all selected rows of a layer: [rows, d_model] -> [rows, vocab]
+    # all layers' selected rows in few large matmuls (the LM head weight is read once per chunk)
     flat_rows = torch.cat([torch.full((len(p),), r) for r, p in enumerate(real)])
     flat_pos = torch.cat(real)
     slot = torch.cat([torch.arange(len(p)) for p in real])
     is_last = flat_pos == last.cpu()[flat_rows]
-    for j, h in enumerate(hidden):
-        selected = h[flat_rows.to(h.device), flat_pos.to(h.device)]  # [rows, d_model]
-        probs = _project(model, selected).float().softmax(-1)  # [rows, vocab]
+    n_rows = len(flat_rows)
+    selected = torch.cat(
+        [h[flat_rows.to(h.device), flat_pos.to(h.device)] for h in hidden]
+    )  # [layers*rows, d]
+    chunk = max(n_rows, _CHUNK_ROWS // max(n_rows, 1) * n_rows)
+    for begin in range(0, selected.shape[0], chunk):
+        probs = (
+            _project(model, selected[begin : begin + chunk]).float().softmax(-1)
+        )  # [chunk, vocab]
         values, indices = probs.topk(k, dim=-1)
-        top_probs[flat_rows, j, slot] = values.cpu()
-        top_ids[flat_rows, j, slot] = indices.cpu()
-        last_probs[flat_rows[is_last], j] = probs[is_last.to(probs.device)].cpu()
+        values, indices = values.cpu(), indices.cpu()
+        for offset in range(0, probs.shape[0], n_rows):
+            j = (begin + offset) // n_rows
+            part = slice(offset, offset + n_rows)
+            top_probs[flat_rows, j, slot] = values[part]
+            top_ids[flat_rows, j, slot] = indices[part]
+            last_probs[flat_rows[is_last], j] = probs[part][is_last.to(probs.device)].cpu()
     return last_probs, top_probs, top_ids, real
 
 
