@@ -71,7 +71,7 @@ def register(subparsers: Any) -> None:
     steer.add_argument(
         "--layer", type=int, default=None, help="layer to steer (default: a third of the depth)"
     )
-    steer.add_argument("--factor", type=float, default=4.0)
+    steer.add_argument("--factor", type=float, default=2.0)
     steer.add_argument("--max-new-tokens", type=int, default=20)
     steer.set_defaults(func=_guard(_steer))
 
@@ -284,9 +284,9 @@ def _steer(args: argparse.Namespace) -> int:
     print(
         f"steering vector at layer {layer} (norm {float(vector.norms()[0]):.2f}), factor {args.factor}"
     )
-    print(f"  unsteered: {args.prompt}{plain!r}")
-    print(f"  +vector:   {args.prompt}{plus!r}")
-    print(f"  -vector:   {args.prompt}{minus!r}")
+    print(f"  unsteered: {(args.prompt + plain)!r}")
+    print(f"  +vector:   {(args.prompt + plus)!r}")
+    print(f"  -vector:   {(args.prompt + minus)!r}")
     return 0
 
 
