@@ -18,7 +18,7 @@ Task = Literal["causal", "masked", "seq2seq"]
 PIPELINE_TASK: dict[Task, str] = {
     "causal": "text-generation",
     "masked": "feature-extraction",  # fill-mask's preprocessing demands exactly one [MASK]
-    "seq2seq": "text2text-generation",
+    "seq2seq": "feature-extraction",  # transformers 5 has no text2text-generation pipeline
 }
 
 

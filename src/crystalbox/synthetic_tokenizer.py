@@ -16,7 +16,9 @@ def synthetic_tokenizer(vocab_size: int) -> Any:
     chars = [c for c in string.printable if c not in "\t\n\r\x0b\x0c"]
     needed = len(SPECIALS) + len(chars)
     if vocab_size < needed:
-        raise ValueError(f"the synthetic tokenizer needs a vocabulary of at least {needed} ids, got {vocab_size}")
+        raise ValueError(
+            f"the synthetic tokenizer needs a vocabulary of at least {needed} ids, got {vocab_size}"
+        )
     vocab = {token: i for i, token in enumerate((*SPECIALS, *chars))}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")

@@ -169,7 +169,9 @@ def _attention_checks(
     if q is not None:
         shapes_ok = shapes_ok and all(p.shape[-2] == q and p.shape[-1] == q for p in probs)
     worst = max((p.float().sum(-1) - 1).abs().max().item() for p in probs)
-    causal = model.kind == "causal" and all(getattr(model._probes[i], "causal", True) for i in layers)
+    causal = model.kind == "causal" and all(
+        getattr(model._probes[i], "causal", True) for i in layers
+    )
     future = max(p.float().triu(1).abs().max().item() for p in probs) if causal else 0.0
     changed = (edited - base).abs().max().item()
     return [

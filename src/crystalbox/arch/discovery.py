@@ -47,19 +47,29 @@ def discover_spec(model: nn.Module) -> ArchSpec:
 
 
 def _largest_block_list(model: nn.Module) -> str | None:
-    best: tuple[int, str] | None = None
-    for name, module in model.named_modules():
+    """The outermost ModuleList of blocks (sub-layer lists inside a block do not count), longest
+    first; in an encoder-decoder the decoder's, since it produces the logits."""
+    lists = [
+        name
+        for name, module in model.named_modules()
         # blocks have sub-layers of their own; lists of plain Linear/Embedding do not count
-        is_block_list = (
-            isinstance(module, nn.ModuleList)
-            and len(module) > 0
-            and all(len(list(child.children())) > 0 for child in module)
+        if isinstance(module, nn.ModuleList)
+        and len(module) > 0
+        and all(len(list(child.children())) > 0 for child in module)
+    ]
+    outer = [n for n in lists if not any(n != o and n.startswith(o + ".") for o in lists)]
+    if not outer:
+        return None
+    encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+
+    def rank(name: str) -> tuple[int, bool, int]:
+        return (
+            len(model.get_submodule(name)),  # type: ignore[arg-type]
+            encoder_decoder and "decoder" in name,
+            -name.count("."),
         )
-        if is_block_list and (
-            best is None or (len(module), -name.count(".")) > (best[0], -best[1].count("."))
-        ):
-            best = (len(module), name)
-    return best[1] if best else None
+
+    return max(outer, key=rank)
 
 
 def _whole_head(model: nn.Module, output_embeddings: str, layers_path: str | None) -> str:

@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--out", type=Path, default=Path("out"))
     demo.set_defaults(func=_demo)
 
+    register_coverage(subparsers)
+
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -101,3 +103,37 @@ def _demo(args: argparse.Namespace) -> int:
     path = result.plot(args.out / "logit_lens.png")
     print(f"\nheatmap written to {path}")
     return 0 if report.ok else 1
+
+
+def register_coverage(subparsers: Any) -> None:
+    coverage = subparsers.add_parser(
+        "coverage", help="validate every architecture as a tiny model; write docs/coverage.md"
+    )
+    coverage.add_argument(
+        "--kind",
+        action="append",
+        choices=("causal", "masked", "seq2seq"),
+        help="default: all three",
+    )
+    coverage.add_argument("--only", nargs="*", help="only these model types")
+    coverage.add_argument("--out", type=Path, default=Path("docs/coverage.md"))
+    coverage.set_defaults(func=_coverage)
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    import torch
+
+    from crystalbox.coverage import KINDS, run_matrix, write_markdown
+
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    rows = run_matrix(args.kind or KINDS, args.only)
+    seconds = time.perf_counter() - start
+    path = write_markdown(rows, args.out, seconds)
+    for kind in args.kind or KINDS:
+        of_kind = [r for r in rows if r.kind == kind]
+        ok = sum(r.status == "pass" for r in of_kind)
+        inst = sum(r.status != "not-instantiable" for r in of_kind)
+        print(f"{kind:8s} passed {ok} / {inst} instantiable ({len(of_kind)} in the mapping)")
+    print(f"matrix written to {path} in {seconds:.0f} s")
+    return 0
