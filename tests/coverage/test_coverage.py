@@ -12,11 +12,12 @@ COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "coverage.md"
 
 
 def test_matrix_rows_and_markdown_round_trip(tmp_path):
-    rows = run_matrix(["causal"], only=["llama", "gpt2", "dbrx"], progress=False)
+    rows = run_matrix(["causal"], only=["llama", "gpt2", "gemma4_assistant"], progress=False)
     by_type = {r.model_type: r for r in rows}
     assert by_type["llama"].status == "pass" and by_type["gpt2"].status == "pass"
     assert (
-        by_type["dbrx"].status == "not-instantiable" and by_type["dbrx"].detail
+        by_type["gemma4_assistant"].status == "not-instantiable"
+        and by_type["gemma4_assistant"].detail
     )  # listed with its reason
     path = write_markdown(rows, tmp_path / "coverage.md", seconds=1.0)
     assert passing_in(path) == {("causal", "llama"), ("causal", "gpt2")}
