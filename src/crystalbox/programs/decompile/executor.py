@@ -40,9 +40,7 @@ def _wanted_table(predicate: Predicate, size: int) -> np.ndarray:
     return table
 
 
-def _match(
-    step: Select | SelectSum, env: dict[str, np.ndarray], allowed: np.ndarray
-) -> np.ndarray:
+def _match(step: Select | SelectSum, env: dict[str, np.ndarray], allowed: np.ndarray) -> np.ndarray:
     keys, queries = env[step.keys], env[step.queries]
     size = int(max(queries.max(initial=0), max((q for q, _ in step.predicate.table), default=0)))
     wanted = _wanted_table(step.predicate, size + 1)[queries]  # [b, q]
