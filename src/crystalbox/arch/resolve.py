@@ -10,10 +10,20 @@ from torch import nn
 
 from crystalbox.arch.discovery import discover_spec
 from crystalbox.arch.registry import get_spec
-from crystalbox.arch.spec import ArchSpec
+from crystalbox.arch.spec import DISCOVER, ArchSpec
 from crystalbox.errors import ArchitectureError
 
-PER_LAYER_ROLES = ("attention", "mlp", "mlp_output", "mixer", "router")
+PER_LAYER_ROLES = (
+    "attention",
+    "attention_output",
+    "cross_attention",
+    "residual_start",
+    "mixer_output",
+    "mlp",
+    "mlp_output",
+    "mixer",
+    "router",
+)
 TOP_ROLES = ("layers", "embed_tokens", "lm_head", "ln_final")
 
 
@@ -29,6 +39,10 @@ class ResolvedArch:
     lm_head: str
     ln_final: str | None
     attention: tuple[str | None, ...]  # relative to each layer
+    attention_output: tuple[str | None, ...]  # the attention's contribution to the residual
+    cross_attention: tuple[str | None, ...]
+    residual_start: tuple[str | None, ...]
+    mixer_output: tuple[str | None, ...]
     mlp: tuple[str | None, ...]
     mlp_output: tuple[str | None, ...]
     mixer: tuple[str | None, ...]
@@ -39,14 +53,22 @@ class ResolvedArch:
     vocab_size: int
 
 
-def resolve_arch(model: nn.Module, overrides: dict[str, Any] | None = None) -> ResolvedArch:
-    """Resolve every role of ``model``; raise ArchitectureError naming each role that does not resolve."""
+def resolve_arch(
+    model: nn.Module, overrides: dict[str, Any] | None = None, execution: Any = None
+) -> ResolvedArch:
+    """Resolve every role of ``model``; raise ArchitectureError naming each role that does not resolve.
+
+    ``execution`` (an ``ExecutionTrace`` of a probe forward), when given, lets discovery skip
+    block lists that do not run on text input (vision and audio towers).
+    """
     config = getattr(model, "config", None)
     model_type = str(getattr(config, "model_type", type(model).__name__))
     spec = get_spec(model_type)
     source: Literal["registered", "discovered"] = "registered"
     if spec is None:
-        spec, source = discover_spec(model), "discovered"
+        spec, source = discover_spec(model, execution), "discovered"
+    elif _defers_to_discovery(spec):
+        spec = _fill_from_discovery(spec, discover_spec(model, execution))
     if overrides:
         spec = _apply_overrides(spec, overrides)
 
@@ -98,8 +120,17 @@ def resolve_arch(model: nn.Module, overrides: dict[str, Any] | None = None) -> R
             "or register an ArchSpec with crystalbox.register_spec."
         )
     assert layer_list is not None  # for type checkers: problems would have been raised
-    if spec.mlp_output is None:
-        per_layer["mlp_output"] = per_layer["mlp"]
+    # a contribution module absent from a layer (or undeclared) falls back to the sub-layer
+    # itself; a layer without the sub-layer has no contribution either
+    for role, base in (
+        ("mlp_output", "mlp"),
+        ("attention_output", "attention"),
+        ("mixer_output", "mixer"),
+    ):
+        per_layer[role] = tuple(
+            (out or own) if own else None
+            for own, out in zip(per_layer[base], per_layer[role], strict=True)
+        )
     return ResolvedArch(
         model_type=model_type,
         spec=spec,
@@ -114,6 +145,23 @@ def resolve_arch(model: nn.Module, overrides: dict[str, Any] | None = None) -> R
         vocab_size=_config_int(config, spec.vocab_size_keys) or 0,
         **per_layer,
     )
+
+
+def _defers_to_discovery(spec: ArchSpec) -> bool:
+    return DISCOVER in (spec.layers, spec.embed_tokens, spec.lm_head, spec.ln_final)
+
+
+def _fill_from_discovery(spec: ArchSpec, found: ArchSpec) -> ArchSpec:
+    """A quirks-only spec: its top-level paths marked DISCOVER, and the per-layer roles it
+    leaves at their defaults, come from discovery; everything it declares wins."""
+    fills: dict[str, Any] = {
+        role: getattr(found, role) for role in TOP_ROLES if getattr(spec, role) == DISCOVER
+    }
+    for f in dataclasses.fields(ArchSpec):
+        if f.name in PER_LAYER_ROLES and getattr(spec, f.name) == f.default:
+            fills[f.name] = getattr(found, f.name)
+    fills["attention_sinks"] = spec.attention_sinks or found.attention_sinks
+    return dataclasses.replace(spec, **fills)
 
 
 def _apply_overrides(spec: ArchSpec, overrides: dict[str, Any]) -> ArchSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 # Module paths are dotted attribute paths from the top-level HF model ("model.layers"), or,
 # for per-layer roles, from one layer ("self_attn"). A tuple lists alternatives, tried in order:
@@ -11,6 +12,16 @@ Path = str
 Paths = tuple[str, ...]
 
 ABSENT = None  # a role declared absent for the whole architecture
+# a top-level path left to automatic discovery (quirks-only specs: the family's paths vary)
+DISCOVER = "<discover>"
+
+# How a layer's output relates to its sub-layers (checked by validation's residual identity):
+# pre_norm  out = in + attention + mixer + cross_attention + mlp   (the contributions' sum)
+# parallel  the same sum, attention and MLP both reading the layer input
+# post_norm a norm follows each residual sum: no additive identity (declared, not checked)
+# scaled    branches are multiplied by config factors before the sum (declared, not checked)
+# custom    the layer combines its sub-layers its own way, named in the notes (not checked)
+Residual = Literal["pre_norm", "parallel", "post_norm", "scaled", "custom"]
 
 
 @dataclass(frozen=True)
@@ -25,16 +36,25 @@ class ArchSpec:
     attention: Paths | None = ("self_attn",)
     mlp: Paths | None = ("mlp",)
     # module whose *output* is the MLP's contribution when it differs from the MLP's input module
-    # (BERT: input at "intermediate", output at "output")
+    # (BERT: input at "intermediate", output at "output.dense"; Gemma 2: the post-MLP norm)
     mlp_output: Paths | None = None
+    # module whose output is the attention's contribution when it is not the attention module's
+    # own output (Gemma 2, OLMo 2: a norm after attention, before the residual add)
+    attention_output: Paths | None = None
+    # module whose output is a mixer's contribution, when not the mixer's own output
+    mixer_output: Paths | None = None
+    # attention over the encoder's states in encoder-decoder (and some causal) decoders
+    cross_attention: Paths | None = None
     # linear-attention / SSM mixers, for layers without softmax attention
     mixer: Paths | None = None
     # MoE router module (its output holds the router logits), relative to a layer
     router: Paths | None = None
-    # the layer computes attention and MLP from the same input (GPT-J, GPT-NeoX with parallel residual)
-    parallel_residual: bool = False
-    # norms sit after the residual sum (BERT): the residual identity does not hold
-    post_norm: bool = False
+    residual: Residual = "pre_norm"
+    # a module inside the layer whose output, not the layer input, starts its residual stream
+    # (RWKV's pre_ln in block 0); relative to a layer
+    residual_start: Paths | None = None
+    # some rows of attention probabilities sum to < 1: learned sink logits take the rest (gpt-oss)
+    attention_sinks: bool = False
     # config attribute names, first present wins
     num_layers_keys: tuple[str, ...] = ("num_hidden_layers", "n_layer", "num_layers")
     num_heads_keys: tuple[str, ...] = ("num_attention_heads", "n_head", "num_heads")
@@ -46,7 +66,17 @@ class ArchSpec:
     def __post_init__(self) -> None:
         if not self.model_types:
             raise ValueError("ArchSpec needs at least one model_type")
-        for name in ("attention", "mlp", "mlp_output", "mixer", "router"):
+        for name in (
+            "attention",
+            "mlp",
+            "mlp_output",
+            "attention_output",
+            "cross_attention",
+            "residual_start",
+            "mixer",
+            "mixer_output",
+            "router",
+        ):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise TypeError(

@@ -24,6 +24,7 @@ from crystalbox.standard.attention_probe import (
     probe_module,
     uninstall_probes,
 )
+from crystalbox.standard.execution import ExecutionTrace, record_execution
 from crystalbox.standard.positions import InputRecorder, last_positions
 
 __all__ = ["StandardizedTransformer"]
@@ -56,9 +57,11 @@ class StandardizedTransformer(_nnsight.BaseModel):
             dtype=dtype,
             attn_implementation=attn_implementation,
         )
-        arch = resolve_arch(loaded.model, roles)
+        reference, execution = _reference_run(loaded)
+        arch = resolve_arch(loaded.model, roles, execution)
         layers = list(loaded.model.get_submodule(arch.layers))
-        reference, self._tuple_layer_output = _reference_run(loaded, layers[0])
+        self._tuple_layer_output = execution.tuple_output.get(f"{arch.layers}.0", False)
+        self._execution = execution
         attention_modules = [
             _sub(layer, path) for layer, path in zip(layers, arch.attention, strict=True)
         ]
@@ -85,11 +88,23 @@ class StandardizedTransformer(_nnsight.BaseModel):
         self.layers_input = LayerAccessor(self._layer_envoy, "input", n, "layer")
         self.layers_output = LayerAccessor(self._layer_envoy, "output", n, "layer")
         self.attentions_input = LayerAccessor(self._attention_envoy, "input", n, "attention")
-        self.attentions_output = LayerAccessor(self._attention_envoy, "output", n, "attention")
+        self.attentions_output = LayerAccessor(
+            self._attention_output_envoy, "output", n, "attention"
+        )
+        self.cross_attentions_input = LayerAccessor(
+            self._cross_attention_envoy, "input", n, "cross-attention"
+        )
+        self.cross_attentions_output = LayerAccessor(
+            self._cross_attention_envoy, "output", n, "cross-attention"
+        )
+        self.cross_attentions = ModuleAccessor(self._cross_attention_envoy, n, "cross-attention")
         self.attentions = ModuleAccessor(self._attention_envoy, n, "attention")
         self.mlps_input = LayerAccessor(self._mlp_envoy, "input", n, "mlp")
         self.mlps_output = LayerAccessor(self._mlp_output_envoy, "output", n, "mlp")
         self.mlps = ModuleAccessor(self._mlp_envoy, n, "mlp")
+        self.mixers_input = LayerAccessor(self._mixer_envoy, "input", n, "mixer")
+        self.mixers_output = LayerAccessor(self._mixer_output_envoy, "output", n, "mixer")
+        self.mixers = ModuleAccessor(self._mixer_envoy, n, "mixer")
         self.routers_output = LayerAccessor(self._router_envoy, "output", n, "router")
         self.attention_probabilities = ProbabilityAccessor(
             probes,
@@ -147,11 +162,23 @@ class StandardizedTransformer(_nnsight.BaseModel):
     def _attention_envoy(self, i: int) -> Any:
         return self._per_layer(i, self._arch.attention[i])
 
+    def _attention_output_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.attention_output[i])
+
+    def _cross_attention_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.cross_attention[i])
+
     def _mlp_envoy(self, i: int) -> Any:
         return self._per_layer(i, self._arch.mlp[i])
 
     def _mlp_output_envoy(self, i: int) -> Any:
         return self._per_layer(i, self._arch.mlp_output[i])
+
+    def _mixer_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.mixer[i])
+
+    def _mixer_output_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.mixer_output[i])
 
     def _router_envoy(self, i: int) -> Any:
         return self._per_layer(i, self._arch.router[i])
@@ -175,6 +202,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
                 for name, present in (
                     ("attention", self._arch.attention[i]),
                     ("mixer", self._arch.mixer[i]),
+                    ("cross_attention", self._arch.cross_attention[i]),
                     ("mlp", self._arch.mlp[i]),
                     ("router", self._arch.router[i]),
                 )
@@ -324,21 +352,15 @@ def _probes_transparent(
 
 
 def _reference_run(
-    loaded: LoadedModel, first_layer: nn.Module
-) -> tuple[tuple[dict[str, torch.Tensor], torch.Tensor], bool]:
-    """Raw HF logits on a fixed probe input (before anything is installed), and whether layers return tuples."""
+    loaded: LoadedModel,
+) -> tuple[tuple[dict[str, torch.Tensor], torch.Tensor], ExecutionTrace]:
+    """Raw HF logits on a fixed probe input (before anything is installed), and which modules ran."""
     from crystalbox.validation import probe_inputs
 
     inputs = probe_inputs(loaded)
-    seen: list[bool] = []
-    handle = first_layer.register_forward_hook(
-        lambda _m, _i, out: seen.append(isinstance(out, (tuple, list)))
-    )
-    try:
-        with torch.no_grad():
-            logits = loaded.model(**inputs).logits
-    finally:
-        handle.remove()
+    _, execution = record_execution(loaded.model, inputs)
+    with torch.no_grad():  # hooks can switch off fused paths: the reference is a clean run
+        logits = loaded.model(**inputs).logits
     if not torch.isfinite(logits).all():
         raise CrystalboxError("the raw model produces non-finite logits on the probe input")
-    return (inputs, logits), bool(seen and seen[0])
+    return (inputs, logits), execution

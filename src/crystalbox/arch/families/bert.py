@@ -11,7 +11,8 @@ BERT = ArchSpec(
     attention=("attention",),
     mlp=("intermediate",),
     mlp_output=("output.dense",),
-    post_norm=True,
+    residual="post_norm",
+    attention_output=("attention.output.dense",),
     notes=(
         "post-norm: LayerNorm after each residual sum, so the residual identity does not hold",
         "no final norm beside the layers; lm_head is the whole MLM head (transform + decoder)",

@@ -21,7 +21,7 @@ GPT_NEOX = ArchSpec(
     lm_head="lm_head",
     attention=("attention",),
     mlp=("mlp",),
-    parallel_residual=True,
+    residual="parallel",
     notes=("parallel residual when config.use_parallel_residual (the default)",),
 )
 
@@ -46,8 +46,66 @@ BLOOM = ArchSpec(
     ln_final="transformer.ln_f",
     lm_head="lm_head",
     attention=("self_attention",),
+    attention_output=("self_attention.dense",),
     mlp=("mlp",),
-    notes=("ALiBi positions; embeddings pass through word_embeddings_layernorm",),
+    mlp_output=("mlp.dense_4h_to_h",),
+    notes=(
+        "ALiBi positions; embeddings pass through word_embeddings_layernorm",
+        "the attention and MLP modules add the residual themselves: attentions_output / "
+        "mlps_output are their output projections (the contributions)",
+    ),
 )
 
-SPECS = (GPT2, GPT_NEOX, OPT, BLOOM)
+OPENAI_GPT = ArchSpec(
+    model_types=("openai-gpt",),
+    layers="transformer.h",
+    embed_tokens="transformer.tokens_embed",
+    ln_final=None,
+    lm_head="lm_head",
+    attention=("attn",),
+    mlp=("mlp",),
+    residual="post_norm",
+    notes=("GPT-1: post-norm (ln_1 / ln_2 after each residual sum), no final norm",),
+)
+
+MPT = ArchSpec(
+    model_types=("mpt",),
+    layers="transformer.blocks",
+    embed_tokens="transformer.wte",
+    ln_final="transformer.norm_f",
+    lm_head="lm_head",
+    attention=("attn",),
+    mlp=("ffn",),
+    mlp_output=("ffn.down_proj",),
+    notes=("the MLP adds the residual itself: mlps_output is its down projection",),
+)
+
+DBRX = ArchSpec(
+    model_types=("dbrx",),
+    layers="transformer.blocks",
+    embed_tokens="transformer.wte",
+    ln_final="transformer.norm_f",
+    lm_head="lm_head",
+    attention=("norm_attn_norm.attn",),
+    mlp=("ffn",),
+    router=("ffn.router",),
+    notes=("attention sits inside norm_attn_norm (norm, attention, residual add, norm)",),
+)
+
+RWKV = ArchSpec(
+    model_types=("rwkv",),
+    layers="rwkv.blocks",
+    embed_tokens="rwkv.embeddings",
+    ln_final="rwkv.ln_out",
+    lm_head="head",
+    attention=None,
+    mixer=("attention",),
+    mlp=("feed_forward",),
+    residual_start=("pre_ln",),
+    notes=(
+        "RWKV's time mixing (its 'attention' module) is a recurrent mixer: no attention probabilities",
+        "block 0 normalises its input first (pre_ln): the residual identity of layer 0 starts there",
+    ),
+)
+
+SPECS = (GPT2, GPT_NEOX, OPT, BLOOM, OPENAI_GPT, MPT, DBRX, RWKV)

@@ -3,7 +3,7 @@
 from crystalbox.arch.spec import ArchSpec
 
 LLAMA_LIKE = ArchSpec(
-    model_types=("llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "olmo", "olmo2"),
+    model_types=("llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "olmo"),
     layers="model.layers",
     embed_tokens="model.embed_tokens",
     ln_final="model.norm",
@@ -16,9 +16,26 @@ GEMMA2_LIKE = ArchSpec(
     embed_tokens="model.embed_tokens",
     ln_final="model.norm",
     lm_head="lm_head",
+    attention_output=("post_attention_layernorm",),
+    mlp_output=("post_feedforward_layernorm",),
     notes=(
-        "sandwich norms: attention and MLP outputs are normed inside the layer before the residual add",
+        "sandwich norms: attentions_output / mlps_output are the post-attention / post-MLP norms' "
+        "outputs, the contributions added to the residual stream",
         "embeddings are scaled by sqrt(hidden_size) inside the model; logits are soft-capped",
+    ),
+)
+
+OLMO2_LIKE = ArchSpec(
+    model_types=("olmo2", "olmo3"),
+    layers="model.layers",
+    embed_tokens="model.embed_tokens",
+    ln_final="model.norm",
+    lm_head="lm_head",
+    attention_output=("post_attention_layernorm",),
+    mlp_output=("post_feedforward_layernorm",),
+    notes=(
+        "norms after attention and MLP only (no pre-norms): attentions_output / mlps_output are "
+        "the normed contributions added to the residual stream",
     ),
 )
 
@@ -33,4 +50,4 @@ MIXTRAL_LIKE = ArchSpec(
     notes=("sparse MoE MLP; router logits are the output of the gate module",),
 )
 
-SPECS = (LLAMA_LIKE, GEMMA2_LIKE, MIXTRAL_LIKE)
+SPECS = (LLAMA_LIKE, GEMMA2_LIKE, OLMO2_LIKE, MIXTRAL_LIKE)

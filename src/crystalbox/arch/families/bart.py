@@ -1,0 +1,35 @@
+"""BART-style encoder-decoders (and their decoder-only heads) whose norms follow the residual sum.
+
+Paths are discovered (decoder layers, ``fc1``/``fc2`` MLP, ``encoder_attn`` cross-attention);
+these specs declare what discovery cannot see: the norm placement.
+"""
+
+from crystalbox.arch.spec import DISCOVER, ArchSpec
+
+BART_POST_NORM = ArchSpec(
+    model_types=(
+        "bart",
+        "marian",
+        "plbart",
+        "mvp",
+        "blenderbot-small",
+        "trocr",
+        "fsmt",
+        "led",
+    ),
+    layers=DISCOVER,
+    embed_tokens=DISCOVER,
+    lm_head=DISCOVER,
+    ln_final=DISCOVER,
+    attention=("self_attn",),
+    cross_attention=("encoder_attn",),
+    mlp=("fc1",),
+    mlp_output=("fc2",),
+    residual="post_norm",
+    notes=(
+        "post-norm: self_attn_layer_norm / final_layer_norm follow each residual sum",
+        "the MLP is fc1 -> fc2 inside the layer; cross-attention runs only with encoder states",
+    ),
+)
+
+SPECS = (BART_POST_NORM,)

@@ -1,0 +1,58 @@
+"""Which modules run on the probe input, in what order, and what their outputs look like.
+
+Recorded once, on the raw model before crystalbox changes anything: discovery keeps only
+the block lists that run on text input, and validation reads sub-layers in the order the
+model calls them (nnsight requires reads in execution order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ExecutionTrace:
+    """``order[path]``: index of the first call of the module at ``path``; absent if it never ran."""
+
+    order: dict[str, int] = field(default_factory=dict)
+    tuple_output: dict[str, bool] = field(default_factory=dict)
+
+    def ran(self, path: str) -> bool:
+        return path in self.order
+
+
+def record_execution(
+    model: nn.Module, inputs: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, ExecutionTrace]:
+    """Run ``model(**inputs)`` once with hooks on every module; return its logits and the trace."""
+    order: dict[str, int] = {}
+    tuple_output: dict[str, bool] = {}
+    handles = []
+
+    def pre_hook(name: str) -> Any:
+        def hook(_module: nn.Module, _args: Any) -> None:
+            order.setdefault(name, len(order))
+
+        return hook
+
+    def post_hook(name: str) -> Any:
+        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
+            tuple_output.setdefault(name, isinstance(output, (tuple, list)))
+
+        return hook
+
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_pre_hook(pre_hook(name)))
+            handles.append(module.register_forward_hook(post_hook(name)))
+    try:
+        with torch.no_grad():
+            logits = model(**inputs).logits
+    finally:
+        for handle in handles:
+            handle.remove()
+    return logits, ExecutionTrace(order, tuple_output)
