@@ -78,6 +78,9 @@ def _validate_one(kind: str, model_type: str, tiny: object, start: float) -> Cov
     model_obj = tiny.model  # type: ignore[attr-defined]
     vocab = getattr(tiny.config, "vocab_size", None)  # type: ignore[attr-defined]
     vocab = vocab if isinstance(vocab, int) and vocab >= 100 else 512
+    small = getattr(tiny.config, "vocab_size", None)  # type: ignore[attr-defined]
+    if isinstance(small, int) and 24 <= small < 100:
+        vocab = small  # e.g. ESM's 33 amino-acid tokens
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

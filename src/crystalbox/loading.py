@@ -160,7 +160,9 @@ def _task_of_model(module: nn.Module) -> Task:
 
     cls = type(module).__name__
     if cls in ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES.values():
-        return "seq2seq"
+        # audio/vision "seq2seq" classes that are decoder-only LMs read text like causal ones
+        config = getattr(module, "config", None)
+        return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
     if cls in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES.values() and "ForMaskedLM" in cls:
         return "masked"
     if cls in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():

@@ -14,11 +14,13 @@ def synthetic_tokenizer(vocab_size: int) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     chars = [c for c in string.printable if c not in "\t\n\r\x0b\x0c"]
-    needed = len(SPECIALS) + len(chars)
+    needed = len(SPECIALS) + 16
     if vocab_size < needed:
         raise ValueError(
             f"the synthetic tokenizer needs a vocabulary of at least {needed} ids, got {vocab_size}"
         )
+    # a small vocabulary (ESM's 33 ids) keeps the first characters; the rest map to <unk>
+    chars = chars[: vocab_size - len(SPECIALS)]
     vocab = {token: i for i, token in enumerate((*SPECIALS, *chars))}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")

@@ -153,7 +153,7 @@ def _residual_check(model: StandardizedTransformer, inputs: dict[str, torch.Tens
     accessors = (
         (arch.attention_output, model.attentions_output),
         (arch.mixer_output, model.mixers_output),
-        (arch.cross_attention, model.cross_attentions_output),
+        (arch.cross_attention_output, model.cross_attentions_output),
         (arch.mlp_output, model.mlps_output),
     )
     ran = model._execution.order

@@ -33,6 +33,7 @@ _CROSS_NAMES = ("encoder_attn", "crossattention", "cross_attn", "cross_attention
 _POST_NORMS = (
     ("post_attention_layernorm", "post_feedforward_layernorm"),
     ("post_self_attn_layernorm", "post_mlp_layernorm"),
+    ("post_self_attn_layernorm", "post_feedforward_layernorm"),
     ("post_attention_layernorm", "post_mlp_layernorm"),
     ("post_norm1", "post_norm2"),
     ("post_operator_norm", "post_ffn_norm"),

@@ -17,6 +17,7 @@ PER_LAYER_ROLES = (
     "attention",
     "attention_output",
     "cross_attention",
+    "cross_attention_output",
     "residual_start",
     "mixer_output",
     "mlp",
@@ -41,6 +42,7 @@ class ResolvedArch:
     attention: tuple[str | None, ...]  # relative to each layer
     attention_output: tuple[str | None, ...]  # the attention's contribution to the residual
     cross_attention: tuple[str | None, ...]
+    cross_attention_output: tuple[str | None, ...]
     residual_start: tuple[str | None, ...]
     mixer_output: tuple[str | None, ...]
     mlp: tuple[str | None, ...]
@@ -126,6 +128,7 @@ def resolve_arch(
         ("mlp_output", "mlp"),
         ("attention_output", "attention"),
         ("mixer_output", "mixer"),
+        ("cross_attention_output", "cross_attention"),
     ):
         per_layer[role] = tuple(
             (out or own) if own else None

@@ -45,6 +45,8 @@ class ArchSpec:
     mixer_output: Paths | None = None
     # attention over the encoder's states in encoder-decoder (and some causal) decoders
     cross_attention: Paths | None = None
+    # module whose output is the cross-attention's contribution (T5Gemma: its post-norm)
+    cross_attention_output: Paths | None = None
     # linear-attention / SSM mixers, for layers without softmax attention
     mixer: Paths | None = None
     # MoE router module (its output holds the router logits), relative to a layer
@@ -72,6 +74,7 @@ class ArchSpec:
             "mlp_output",
             "attention_output",
             "cross_attention",
+            "cross_attention_output",
             "residual_start",
             "mixer",
             "mixer_output",

@@ -95,7 +95,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
             self._cross_attention_envoy, "input", n, "cross-attention"
         )
         self.cross_attentions_output = LayerAccessor(
-            self._cross_attention_envoy, "output", n, "cross-attention"
+            self._cross_attention_output_envoy, "output", n, "cross-attention"
         )
         self.cross_attentions = ModuleAccessor(self._cross_attention_envoy, n, "cross-attention")
         self.attentions = ModuleAccessor(self._attention_envoy, n, "attention")
@@ -167,6 +167,9 @@ class StandardizedTransformer(_nnsight.BaseModel):
 
     def _cross_attention_envoy(self, i: int) -> Any:
         return self._per_layer(i, self._arch.cross_attention[i])
+
+    def _cross_attention_output_envoy(self, i: int) -> Any:
+        return self._per_layer(i, self._arch.cross_attention_output[i])
 
     def _mlp_envoy(self, i: int) -> Any:
         return self._per_layer(i, self._arch.mlp[i])

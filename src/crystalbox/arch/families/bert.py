@@ -1,6 +1,8 @@
 """BERT-style post-norm encoders with a masked-LM head."""
 
-from crystalbox.arch.spec import ArchSpec
+from crystalbox.arch.spec import DISCOVER, ArchSpec
+
+_FOUND = {"layers": DISCOVER, "embed_tokens": DISCOVER, "lm_head": DISCOVER, "ln_final": DISCOVER}
 
 BERT = ArchSpec(
     model_types=("bert",),
@@ -20,4 +22,35 @@ BERT = ArchSpec(
     ),
 )
 
-SPECS = (BERT,)
+DISTILBERT = ArchSpec(
+    model_types=("distilbert",),
+    **_FOUND,
+    attention=("attention",),
+    mlp=("ffn",),
+    residual="post_norm",
+    notes=("post-norm: sa_layer_norm / output_layer_norm follow each residual sum",),
+)
+
+POST_NORM_ENCODERS = ArchSpec(
+    model_types=("gte", "nomic_bert", "jina_embeddings_v3"),
+    **_FOUND,
+    attention=("self_attn",),
+    attention_output=("self_attn",),  # its post_attention_layernorm follows the residual sum
+    mlp=("mlp",),
+    mlp_output=("mlp",),
+    residual="post_norm",
+    notes=("post-norm: post_attention_layernorm / post_mlp_layernorm follow each residual sum",),
+)
+
+FNET = ArchSpec(
+    model_types=("fnet",),
+    **_FOUND,
+    attention=None,
+    mixer=("fourier",),
+    mlp=("intermediate",),
+    mlp_output=("output.dense",),
+    residual="post_norm",
+    notes=("token mixing by a Fourier transform (a mixer, no attention); post-norm",),
+)
+
+SPECS = (BERT, DISTILBERT, POST_NORM_ENCODERS, FNET)

@@ -82,7 +82,10 @@ def decompile(
     classifier features that change no prediction on it). Raises ``ProgramMismatchError``
     when ``check`` finds any disagreement.
     """
-    model, task, vocabs, inputs = _resolve(source, input_vocab, output_vocab, inputs, exhaustive_limit)
+    needs_inputs = check or prune
+    model, task, vocabs, inputs = _resolve(
+        source, input_vocab, output_vocab, inputs, exhaustive_limit, needs_inputs
+    )
     discrete = read_discrete(model, *vocabs)  # 1. extract the argmax structure
     full = build_program(discrete, task)  # 2. the typed IR with reachable domains
     program = simplify(full)  # 3. exact simplifications
@@ -104,15 +107,17 @@ def _resolve(
     output_vocab: Sequence[str] | None,
     inputs: Mapping[str, np.ndarray] | None,
     exhaustive_limit: int,
+    needs_inputs: bool = True,
 ) -> tuple[ProgramTransformer, str, tuple[tuple[str, ...], tuple[str, ...]], dict[str, np.ndarray]]:
     if isinstance(source, ProgramTransformer):
-        if input_vocab is None or output_vocab is None or inputs is None:
+        if input_vocab is None or output_vocab is None or (inputs is None and needs_inputs):
             raise ValueError(
                 "decompiling a bare ProgramTransformer needs input_vocab, output_vocab and "
                 "inputs (named sets of input ids); or pass a checkpoint folder"
             )
         vocabs = (tuple(input_vocab), tuple(output_vocab))
-        return source.eval(), "program", vocabs, {k: np.asarray(v) for k, v in inputs.items()}
+        sets = {k: np.asarray(v) for k, v in (inputs or {}).items()}
+        return source.eval(), "program", vocabs, sets
     if isinstance(source, str | Path):
         source = load_program(source)
     if not isinstance(source, LoadedProgram):
@@ -122,6 +127,6 @@ def _resolve(
         )
     info = source.task
     if inputs is None:
-        inputs = task_inputs(info, source.train_config, exhaustive_limit)
+        inputs = task_inputs(info, source.train_config, exhaustive_limit) if needs_inputs else {}
     vocabs = (info.input_vocab, info.output_vocab)
     return source.model, info.name, vocabs, {k: np.asarray(v) for k, v in inputs.items()}

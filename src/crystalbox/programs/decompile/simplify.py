@@ -18,7 +18,6 @@ import numpy as np
 from crystalbox.programs.decompile.ir import (
     CategoricalDomain,
     CategoricalFeature,
-    Classifier,
     Constant,
     Lookup,
     NumericalFeature,

@@ -150,7 +150,9 @@ def task_inputs(
 
 
 @torch.no_grad()
-def model_predictions(model: ProgramTransformer, inputs: np.ndarray, batch: int = 4096) -> np.ndarray:
+def model_predictions(
+    model: ProgramTransformer, inputs: np.ndarray, batch: int = 4096
+) -> np.ndarray:
     """The torch argmax model's class ids ``[n, pos]``."""
     parts = [
         model.predict(torch.as_tensor(inputs[i : i + batch])).numpy()
@@ -237,13 +239,11 @@ def verify(
             if references is not None and set_name in references
             else model_predictions(model, ids)
         )
-        runs: list[tuple[str, Callable[[], np.ndarray]]] = [
-            ("executor", lambda ids=ids: execute(program, ids))
-        ]
+        outputs = [("executor", execute(program, ids))]
         if module is not None and (set_name != EXHAUSTIVE or len(ids) <= python_limit):
-            runs.append(("python", lambda ids=ids: python_predictions(module.run, program, ids)))
-        for name, run in runs:
-            check, found = _compare(name, set_name, program, ids, expected, run())
+            outputs.append(("python", python_predictions(module.run, program, ids)))
+        for name, predicted in outputs:
+            check, found = _compare(name, set_name, program, ids, expected, predicted)
             checks.append(check)
             disagreements.extend(found)
     return VerifyReport(tuple(checks), tuple(disagreements))
