@@ -55,6 +55,13 @@ class ArchSpec:
     # a module inside the layer whose output, not the layer input, starts its residual stream
     # (RWKV's pre_ln in block 0); relative to a layer
     residual_start: Paths | None = None
+    # axes of the residual stream as layers pass it: "batch pos d_model" (standard);
+    # "pos batch d_model" (XLNet, FSMT: the accessors transpose it to [batch, pos, d_model]);
+    # a "streams" axis for models carrying several residual streams (hyper-connections, AltUp)
+    stream_layout: str = "batch pos d_model"
+    # "tokens": one stream position per input token; "other": byte patches, a learned prompt
+    # prefix, n-gram streams (the layer shape check then leaves the pos axis free)
+    positions: Literal["tokens", "other"] = "tokens"
     # some rows of attention probabilities sum to < 1: learned sink logits take the rest (gpt-oss)
     attention_sinks: bool = False
     # config attribute names, first present wins
@@ -68,6 +75,15 @@ class ArchSpec:
     def __post_init__(self) -> None:
         if not self.model_types:
             raise ValueError("ArchSpec needs at least one model_type")
+        axes = self.stream_layout.split()
+        if (
+            sorted(a for a in axes if a != "streams") != ["batch", "d_model", "pos"]
+            or len(axes) > 4
+        ):
+            raise ValueError(
+                f"ArchSpec.stream_layout {self.stream_layout!r} must name the axes batch, pos and "
+                "d_model once each (and optionally streams), e.g. 'batch pos d_model'"
+            )
         for name in (
             "attention",
             "mlp",

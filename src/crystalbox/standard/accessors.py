@@ -32,11 +32,15 @@ class LayerAccessor:
         point: Point,
         num_layers: int,
         role: str,
+        pos_first: bool = False,
     ) -> None:
         self._envoy_of = envoy_of
         self._point = point
         self._num_layers = num_layers
         self._role = role
+        # the model passes [pos, batch, d_model]: reads are transposed views (in-place edits
+        # reach the model), assignments are transposed back
+        self._pos_first = pos_first
 
     def __len__(self) -> int:
         return self._num_layers
@@ -53,12 +57,13 @@ class LayerAccessor:
 
     def __getitem__(self, index: int) -> Any:
         envoy = self._envoy(index)
-        if self._point == "input":
-            return envoy.input
-        return _nnsight.first_element(envoy.output)
+        value = envoy.input if self._point == "input" else _nnsight.first_element(envoy.output)
+        return value.transpose(0, 1) if self._pos_first else value
 
     def __setitem__(self, index: int, value: Any) -> None:
         envoy = self._envoy(index)
+        if self._pos_first:
+            value = value.transpose(0, 1)
         if self._point == "input":
             envoy.input = value
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -85,25 +85,28 @@ class StandardizedTransformer(_nnsight.BaseModel):
         self._recorder = recorder
         self._probes = probes
         n = arch.num_layers
-        self.layers_input = LayerAccessor(self._layer_envoy, "input", n, "layer")
-        self.layers_output = LayerAccessor(self._layer_envoy, "output", n, "layer")
-        self.attentions_input = LayerAccessor(self._attention_envoy, "input", n, "attention")
-        self.attentions_output = LayerAccessor(
-            self._attention_output_envoy, "output", n, "attention"
+        pos_first = arch.spec.stream_layout.split()[:2] == ["pos", "batch"]
+
+        def hidden(envoy_of: Any, point: Literal["input", "output"], role: str) -> LayerAccessor:
+            return LayerAccessor(envoy_of, point, n, role, pos_first=pos_first)
+
+        self.layers_input = hidden(self._layer_envoy, "input", "layer")
+        self.layers_output = hidden(self._layer_envoy, "output", "layer")
+        self.attentions_input = hidden(self._attention_envoy, "input", "attention")
+        self.attentions_output = hidden(self._attention_output_envoy, "output", "attention")
+        self.attentions = ModuleAccessor(self._attention_envoy, n, "attention")
+        self.cross_attentions_input = hidden(
+            self._cross_attention_envoy, "input", "cross-attention"
         )
-        self.cross_attentions_input = LayerAccessor(
-            self._cross_attention_envoy, "input", n, "cross-attention"
-        )
-        self.cross_attentions_output = LayerAccessor(
-            self._cross_attention_output_envoy, "output", n, "cross-attention"
+        self.cross_attentions_output = hidden(
+            self._cross_attention_output_envoy, "output", "cross-attention"
         )
         self.cross_attentions = ModuleAccessor(self._cross_attention_envoy, n, "cross-attention")
-        self.attentions = ModuleAccessor(self._attention_envoy, n, "attention")
-        self.mlps_input = LayerAccessor(self._mlp_envoy, "input", n, "mlp")
-        self.mlps_output = LayerAccessor(self._mlp_output_envoy, "output", n, "mlp")
+        self.mlps_input = hidden(self._mlp_envoy, "input", "mlp")
+        self.mlps_output = hidden(self._mlp_output_envoy, "output", "mlp")
         self.mlps = ModuleAccessor(self._mlp_envoy, n, "mlp")
-        self.mixers_input = LayerAccessor(self._mixer_envoy, "input", n, "mixer")
-        self.mixers_output = LayerAccessor(self._mixer_output_envoy, "output", n, "mixer")
+        self.mixers_input = hidden(self._mixer_envoy, "input", "mixer")
+        self.mixers_output = hidden(self._mixer_output_envoy, "output", "mixer")
         self.mixers = ModuleAccessor(self._mixer_envoy, n, "mixer")
         self.routers_output = LayerAccessor(self._router_envoy, "output", n, "router")
         self.attention_probabilities = ProbabilityAccessor(

@@ -14,7 +14,6 @@ BART_POST_NORM = ArchSpec(
         "mvp",
         "blenderbot-small",
         "trocr",
-        "fsmt",
         "led",
     ),
     layers=DISCOVER,
@@ -32,4 +31,22 @@ BART_POST_NORM = ArchSpec(
     ),
 )
 
-SPECS = (BART_POST_NORM,)
+FSMT = ArchSpec(
+    model_types=("fsmt",),
+    layers=DISCOVER,
+    embed_tokens=DISCOVER,
+    lm_head=DISCOVER,
+    ln_final=DISCOVER,
+    attention=("self_attn",),
+    cross_attention=("encoder_attn",),
+    mlp=("fc1",),
+    mlp_output=("fc2",),
+    residual="post_norm",
+    stream_layout="pos batch d_model",
+    notes=(
+        "FSMT passes hidden states as [pos, batch, d_model]; the accessors transpose them",
+        "post-norm, like BART",
+    ),
+)
+
+SPECS = (BART_POST_NORM, FSMT)

@@ -1,0 +1,76 @@
+"""Architectures whose residual stream is not one ``[batch, pos, d_model]`` tensor per token:
+sequence-first layouts, several parallel streams, or positions that are not the input tokens."""
+
+from crystalbox.arch.spec import DISCOVER, ArchSpec
+
+_FOUND = {"layers": DISCOVER, "embed_tokens": DISCOVER, "lm_head": DISCOVER, "ln_final": DISCOVER}
+
+XLNET = ArchSpec(
+    model_types=("xlnet",),
+    **_FOUND,
+    attention=("rel_attn",),
+    mlp=("ff",),
+    residual="post_norm",
+    stream_layout="pos batch d_model",
+    notes=(
+        "XLNet passes hidden states as [pos, batch, d_model]; the accessors transpose them",
+        "post-norm: the attention and feed-forward modules add the residual and normalise",
+    ),
+)
+
+HYPER_CONNECTIONS = ArchSpec(
+    model_types=("deepseek_v4", "hy_v4"),
+    **_FOUND,
+    residual="custom",
+    stream_layout="batch pos streams d_model",
+    positions="other",
+    notes=(
+        "hyper-connections: the layers carry hc_mult residual streams [batch, pos, streams, "
+        "d_model], mixed by learned weights around each sub-layer",
+        "attention keys include compressed blocks besides the tokens",
+    ),
+)
+
+ALTUP = ArchSpec(
+    model_types=("gemma3n_text", "gemma3n"),
+    **_FOUND,
+    residual="custom",
+    stream_layout="streams batch pos d_model",
+    notes=(
+        "AltUp: the layers carry altup_num_inputs streams [streams, batch, pos, d_model]; one is "
+        "updated by attention and MLP, the others by learned predictions and corrections",
+    ),
+)
+
+OTHER_POSITIONS = ArchSpec(
+    model_types=("blt",),
+    **_FOUND,
+    positions="other",
+    notes=("the stream's positions are byte patches, not the input tokens",),
+)
+
+PROPHETNET = ArchSpec(
+    model_types=("prophetnet",),
+    **_FOUND,
+    positions="other",
+    residual="post_norm",
+    notes=(
+        "the decoder carries the main stream and its n-gram prediction streams concatenated "
+        "along pos; post-norm",
+    ),
+)
+
+CPMANT = ArchSpec(
+    model_types=("cpmant",),
+    **_FOUND,
+    attention=("self_att.self_attention",),
+    mlp=("ffn.ffn",),
+    positions="other",
+    notes=(
+        "CPM-Ant prepends learned prompt positions to the tokens",
+        "self_att / ffn are blocks (norm, sub-layer, residual add); the roles name the "
+        "sub-layers inside them",
+    ),
+)
+
+SPECS = (XLNET, HYPER_CONNECTIONS, ALTUP, OTHER_POSITIONS, PROPHETNET, CPMANT)
