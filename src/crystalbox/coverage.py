@@ -101,6 +101,7 @@ def _validate_one(kind: str, model_type: str, tiny: object, start: float) -> Cov
         f"{' mixer ' + str(sum(map(bool, arch.mixer))) if any(arch.mixer) else ''}"
         f"; mlp {sum(map(bool, arch.mlp))}; ln_final {'yes' if arch.ln_final else 'none'}"
         f"{'; router' if any(arch.router) else ''}; probs {probes}"
+        f"; heads {sum(layout is not None for layout in model._head_layouts)}"
     )
     passed = sum(c.passed for c in report.checks)
     return CoverageRow(

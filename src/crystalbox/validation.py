@@ -91,6 +91,7 @@ def validate(model: StandardizedTransformer, *, attention: bool = True) -> Valid
     checks.append(_residual_check(model, inputs))
     if attention:
         checks += _attention_checks(model, inputs)
+        checks.append(_head_check(model, inputs))
     return ValidationReport(model.arch.model_type, tuple(checks))
 
 
@@ -143,6 +144,55 @@ def _layer_checks(
         ),
         CheckResult("logits == raw HF logits", diff == 0.0, f"max abs diff {diff:.3g}"),
     ]
+
+
+def _head_check(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> CheckResult:
+    """Per-head outputs (the output projection's input) == attention probabilities @ values."""
+    name = "per-head outputs == probs @ values"
+    candidates = [
+        i
+        for i, layout in enumerate(model._head_layouts)
+        if layout is not None
+        and layout.v is not None
+        and model.attention_probabilities.available(i)
+    ]
+    reasons = {model._head_layouts[i].transformed for i in candidates} - {None}  # type: ignore[union-attr]
+    layers = [i for i in candidates if model._head_layouts[i].transformed is None]  # type: ignore[union-attr]
+    if candidates and not layers:
+        return CheckResult(
+            name,
+            True,
+            f"not applicable: outputs transformed after attention ({', '.join(sorted(reasons))})",  # type: ignore[arg-type]
+        )
+    if not layers:
+        readable = sum(layout is not None for layout in model._head_layouts)
+        return CheckResult(
+            name,
+            True,
+            f"not checked: {readable} layers with per-head access, none with probabilities",
+        )
+    values, probs, outputs = [], [], []
+    with torch.no_grad(), model.trace(dict(inputs)):
+        for i in layers:
+            values.append(_nnsight.save(model.attention_values[i].clone()))
+            probs.append(_nnsight.save(model.attention_probabilities[i]))
+            outputs.append(_nnsight.save(model.attention_heads_output[i].clone()))
+    worst, bad = 0.0, []
+    for i, v, p, z in zip(layers, values, probs, outputs, strict=True):
+        layout = model._head_layouts[i]
+        assert layout is not None
+        if p.shape[1] != layout.heads or p.shape[-1] != v.shape[1] or z.shape[1] != p.shape[2]:
+            bad.append(i)
+            continue
+        v_full = v.float().repeat_interleave(layout.heads // layout.kv_heads, dim=2)
+        expected = torch.einsum("bhqk,bkhd->bqhd", p.float(), v_full)
+        err = (expected - z.float()).abs().max().item() / max(z.float().abs().max().item(), 1e-6)
+        worst = max(worst, err)
+        if err > 1e-4:
+            bad.append(i)
+    if bad:
+        return CheckResult(name, False, f"fails at layers {bad} (max rel err {worst:.2g})")
+    return CheckResult(name, True, f"{len(layers)} layers (max rel err {worst:.2g})")
 
 
 def _expected_stream_shape(

@@ -55,6 +55,9 @@ class ArchSpec:
     # a module inside the layer whose output, not the layer input, starts its residual stream
     # (RWKV's pre_ln in block 0); relative to a layer
     residual_start: Paths | None = None
+    # how a fused q/k/v projection stacks its outputs: "concat" ([q | k | v], Phi-3, GPT-2),
+    # "interleaved" ([heads, 3, head_dim], GPT-NeoX, BLOOM), "none" (not readable per head)
+    qkv_layout: Literal["concat", "interleaved", "none"] = "concat"
     # axes of the residual stream as layers pass it: "batch pos d_model" (standard);
     # "pos batch d_model" (XLNet, FSMT: the accessors transpose it to [batch, pos, d_model]);
     # a "streams" axis for models carrying several residual streams (hyper-connections, AltUp)

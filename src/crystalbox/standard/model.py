@@ -25,6 +25,7 @@ from crystalbox.standard.attention_probe import (
     uninstall_probes,
 )
 from crystalbox.standard.execution import ExecutionTrace, record_execution
+from crystalbox.standard.heads import HeadAccessor, resolve_heads
 from crystalbox.standard.positions import InputRecorder, last_positions
 
 __all__ = ["StandardizedTransformer"]
@@ -109,6 +110,14 @@ class StandardizedTransformer(_nnsight.BaseModel):
         self.mixers_output = hidden(self._mixer_output_envoy, "output", "mixer")
         self.mixers = ModuleAccessor(self._mixer_envoy, n, "mixer")
         self.routers_output = LayerAccessor(self._router_envoy, "output", n, "router")
+        config = getattr(loaded.model, "config", None)
+        self._head_layouts = [
+            resolve_heads(module, config, arch.spec.qkv_layout) for module in attention_modules
+        ]
+        self.attention_queries = HeadAccessor(self._head_layouts, self._attention_envoy, "q")
+        self.attention_keys = HeadAccessor(self._head_layouts, self._attention_envoy, "k")
+        self.attention_values = HeadAccessor(self._head_layouts, self._attention_envoy, "v")
+        self.attention_heads_output = HeadAccessor(self._head_layouts, self._attention_envoy, "z")
         self.attention_probabilities = ProbabilityAccessor(
             probes,
             [self._probe_envoy(i) if probes[i] is not None else None for i in range(n)],

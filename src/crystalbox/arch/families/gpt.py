@@ -1,6 +1,6 @@
 """GPT-2 style and other early decoder layouts."""
 
-from crystalbox.arch.spec import ArchSpec
+from crystalbox.arch.spec import DISCOVER, ArchSpec
 
 GPT2 = ArchSpec(
     model_types=("gpt2",),
@@ -22,6 +22,7 @@ GPT_NEOX = ArchSpec(
     attention=("attention",),
     mlp=("mlp",),
     residual="parallel",
+    qkv_layout="interleaved",
     notes=("parallel residual when config.use_parallel_residual (the default)",),
 )
 
@@ -47,6 +48,7 @@ BLOOM = ArchSpec(
     lm_head="lm_head",
     attention=("self_attention",),
     attention_output=("self_attention.dense",),
+    qkv_layout="interleaved",
     mlp=("mlp",),
     mlp_output=("mlp.dense_4h_to_h",),
     notes=(
@@ -108,4 +110,14 @@ RWKV = ArchSpec(
     ),
 )
 
-SPECS = (GPT2, GPT_NEOX, OPT, BLOOM, OPENAI_GPT, MPT, DBRX, RWKV)
+PERSIMMON = ArchSpec(
+    model_types=("persimmon", "fuyu"),
+    layers=DISCOVER,
+    embed_tokens=DISCOVER,
+    lm_head=DISCOVER,
+    ln_final=DISCOVER,
+    qkv_layout="interleaved",
+    notes=("fused query_key_value laid out [heads, 3, head_dim], like GPT-NeoX",),
+)
+
+SPECS = (PERSIMMON, GPT2, GPT_NEOX, OPT, BLOOM, OPENAI_GPT, MPT, DBRX, RWKV)
