@@ -11,7 +11,6 @@ import numpy as np
 from crystalbox.errors import CrystalboxError
 from crystalbox.programs.checkpoint import LoadedProgram, load_program
 from crystalbox.programs.decompile.build import build_program
-from crystalbox.programs.decompile.executor import execute
 from crystalbox.programs.decompile.ir import Program
 from crystalbox.programs.decompile.render import render
 from crystalbox.programs.decompile.simplify import prune_features, simplify
@@ -91,7 +90,7 @@ def decompile(
     program = simplify(full)  # 3. exact simplifications
     references = {name: model_predictions(model, ids) for name, ids in inputs.items()}
     if prune and EXHAUSTIVE in inputs:
-        program = prune_features(program, inputs[EXHAUSTIVE], references[EXHAUSTIVE], execute)
+        program = prune_features(program, inputs[EXHAUSTIVE], references[EXHAUSTIVE])
     text = render(program)  # 4. self-contained Python
     report = None
     if check:  # 5. program ≡ model on every input set

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from crystalbox.programs.decompile.executor import execute, execute_trace
 from crystalbox.programs.decompile.ir import (
     CategoricalDomain,
     CategoricalFeature,
@@ -258,33 +259,58 @@ def name_variables(program: Program) -> Program:
     )
 
 
+def _contribution(
+    feature: CategoricalFeature | NumericalFeature, values: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Class scores ``[positions, classes]`` that ``feature`` adds at the given values."""
+    if isinstance(feature, NumericalFeature):
+        return values[:, None].astype(np.float64) * np.asarray(feature.weights, np.float32)
+    dense = np.zeros((max(v for v, _ in feature.rows) + 1, n_classes), dtype=np.float32)
+    for value, row in feature.rows:
+        dense[value] = row
+    return dense[values].astype(np.float64)
+
+
 def prune_features(
     program: Program,
     inputs: np.ndarray,
     reference: np.ndarray,
-    run: Callable[[Program, np.ndarray], np.ndarray],
+    batch_size: int = 8192,
 ) -> Program:
-    """Greedily drop classifier features (latest first) while ``run(program, inputs)`` still
-    equals ``reference`` at every non-pad position; then remove the steps left dead.
+    """Greedily drop classifier features (latest first) while the prediction stays equal to
+    ``reference`` at every non-pad position of ``inputs``; then remove the steps left dead.
 
     Exact on ``inputs`` only: pass the whole input space to keep program ≡ model everywhere.
+    The result is re-executed exactly; if it (or the program before pruning) differs from
+    ``reference`` anywhere, the unpruned program is returned.
     """
-    pad = program.input_vocab.index(program.pad)
-    scored = np.asarray(inputs) != pad
-
-    def agrees(candidate: Program) -> bool:
-        return bool(np.array_equal(run(candidate, inputs)[scored], reference[scored]))
-
-    if not agrees(program):
-        raise ValueError("the program disagrees with the reference before pruning")
-    features = list(program.classifier.features)
-    for feature in reversed(program.classifier.features):
-        trial = [f for f in features if f is not feature]
-        candidate = eliminate_dead(
-            program.with_steps(program.steps, replace(program.classifier, features=tuple(trial)))
-        )
-        if agrees(candidate):
-            features = trial
-    return eliminate_dead(
-        program.with_steps(program.steps, replace(program.classifier, features=tuple(features)))
+    ids = np.asarray(inputs, dtype=np.int64)
+    scored = ids != program.input_vocab.index(program.pad)
+    features = program.classifier.features
+    columns: dict[str, list[np.ndarray]] = {f.variable: [] for f in features}
+    for start in range(0, len(ids), batch_size):
+        env, _ = execute_trace(program, ids[start : start + batch_size])
+        mask = scored[start : start + batch_size]
+        for name in columns:
+            columns[name].append(env[name][mask])
+    values = {name: np.concatenate(parts) for name, parts in columns.items()}
+    expected = np.asarray(reference)[scored]
+    n_classes = len(program.classifier.classes)
+    total = np.broadcast_to(np.asarray(program.classifier.bias), (len(expected), n_classes))
+    for feature in features:
+        total = total + _contribution(feature, values[feature.variable], n_classes)
+    if not np.array_equal(total.argmax(axis=-1), expected):
+        return program  # already differs: leave it to verification to report
+    kept = list(features)
+    for feature in reversed(features):
+        without = total - _contribution(feature, values[feature.variable], n_classes)
+        if np.array_equal(without.argmax(axis=-1), expected):
+            total = without
+            kept.remove(feature)
+    pruned = eliminate_dead(
+        program.with_steps(program.steps, replace(program.classifier, features=tuple(kept)))
     )
+    exact = np.concatenate(
+        [execute(pruned, ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)]
+    )
+    return pruned if np.array_equal(exact[scored], expected) else program
