@@ -18,8 +18,10 @@ from crystalbox.programs.decompile.ir import Program
 from crystalbox.programs.decompile.pipeline import (
     Decompiled,
     ProgramMismatchError,
+    ProgramSize,
     decompile,
     line_count,
+    program_size,
 )
 from crystalbox.programs.decompile.render import render
 from crystalbox.programs.decompile.simplify import prune_features, simplify
@@ -36,6 +38,7 @@ __all__ = [
     "DependencyGraph",
     "Program",
     "ProgramMismatchError",
+    "ProgramSize",
     "VerifyReport",
     "build_program",
     "decompile",
@@ -46,6 +49,7 @@ __all__ = [
     "input_space",
     "line_count",
     "load_source",
+    "program_size",
     "prune_features",
     "render",
     "simplify",

@@ -12,7 +12,7 @@ from crystalbox.errors import CrystalboxError
 from crystalbox.programs.checkpoint import LoadedProgram, load_program
 from crystalbox.programs.decompile.build import build_program
 from crystalbox.programs.decompile.ir import Program
-from crystalbox.programs.decompile.render import render
+from crystalbox.programs.decompile.render import render, render_parts
 from crystalbox.programs.decompile.simplify import prune_features, simplify
 from crystalbox.programs.decompile.verify import (
     EXHAUSTIVE,
@@ -24,7 +24,14 @@ from crystalbox.programs.decompile.verify import (
 from crystalbox.programs.discrete import read_discrete
 from crystalbox.programs.model import ProgramTransformer
 
-__all__ = ["Decompiled", "ProgramMismatchError", "decompile", "line_count"]
+__all__ = [
+    "Decompiled",
+    "ProgramMismatchError",
+    "ProgramSize",
+    "decompile",
+    "line_count",
+    "program_size",
+]
 
 
 class ProgramMismatchError(CrystalboxError, ValueError):
@@ -55,6 +62,38 @@ class Decompiled:
     @property
     def lines_after(self) -> int:
         return line_count(self.source)
+
+    @property
+    def size_before(self) -> ProgramSize:
+        return program_size(self.full)
+
+    @property
+    def size_after(self) -> ProgramSize:
+        return program_size(self.program)
+
+
+@dataclass(frozen=True)
+class ProgramSize:
+    """Non-blank lines of a rendered program: in all, and per part.
+
+    ``logic`` (predicates, lookup tables, ``run``) is what the paper's line counts measure:
+    its programs imported the helpers and read the classifier weights from a CSV file.
+    """
+
+    total: int
+    logic: int
+    weights: int
+    helpers: int
+
+
+def program_size(program: Program) -> ProgramSize:
+    parts = render_parts(program)
+    return ProgramSize(
+        total=line_count(parts.source),
+        logic=line_count(parts.functions) + line_count(parts.run),
+        weights=line_count(parts.weights),
+        helpers=line_count(parts.header) + line_count(parts.helpers),
+    )
 
 
 def line_count(source: str) -> int:

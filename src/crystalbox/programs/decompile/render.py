@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from crystalbox.programs.decompile.ir import (
 )
 from crystalbox.programs.decompile.simplify import predicate_exceptions
 
-__all__ = ["Emitter", "render"]
+__all__ = ["Emitter", "RenderedParts", "render", "render_parts"]
 
 
 class Emitter:
@@ -210,10 +211,35 @@ def _function_name(prefix: str, source: str) -> str:
     return f"{prefix}_{source}"
 
 
+@dataclass(frozen=True)
+class RenderedParts:
+    """The rendered file in its parts, in file order (``render`` joins them).
+
+    ``helpers`` is the same in every program; ``weights`` is the inlined classifier data;
+    ``functions`` (predicates, lookup tables) and ``run`` are the program's own logic.
+    """
+
+    header: str
+    helpers: str
+    functions: str
+    weights: str
+    run: str
+
+    @property
+    def source(self) -> str:
+        parts = (self.header, self.helpers, self.functions, self.weights, self.run)
+        return "\n\n".join(p.strip("\n") + "\n" for p in parts if p.strip())
+
+
 def render(program: Program) -> str:
     """Python source of ``program`` (see the module docstring)."""
-    out = Emitter()
-    out.lines_of(
+    return render_parts(program).source
+
+
+def render_parts(program: Program) -> RenderedParts:
+    """The rendered file, part by part."""
+    header = Emitter()
+    header.lines_of(
         f'''
 """Transformer Program for the task {program.task!r}, decompiled by crystalbox.
 
@@ -223,28 +249,32 @@ this file has no side effects.
 """
 '''
     )
-    out.line()
-    out.line(f"INPUT_VOCAB = {tuple(program.input_vocab)!r}")
-    out.line(f"CLASSES = {tuple(program.classifier.classes)!r}")
-    out.line(f"BOS, PAD = {program.bos!r}, {program.pad!r}")
-    out.line(f"N_CTX = {program.n_ctx}")
-    out.line(f"CAUSAL = {program.causal}")
-    out.line()
-    out.lines_of(HELPERS)
-    out.line()
-    out.line()
+    header.line()
+    header.line(f"INPUT_VOCAB = {tuple(program.input_vocab)!r}")
+    header.line(f"CLASSES = {tuple(program.classifier.classes)!r}")
+    header.line(f"BOS, PAD = {program.bos!r}, {program.pad!r}")
+    header.line(f"N_CTX = {program.n_ctx}")
+    header.line(f"CAUSAL = {program.causal}")
+    helpers = Emitter()
+    helpers.line()
+    helpers.lines_of(HELPERS)
+    helpers.line()
+    functions = Emitter()
     for step in program.steps:
         if isinstance(step, Select | SelectSum):
             keys, queries = (program.variable(n).domain for n in (step.keys, step.queries))
             fn = _function_name("predicate", step.source)
-            _predicate(out, fn, step.predicate, keys, queries)
-            out.line()
+            _predicate(functions, fn, step.predicate, keys, queries)
+            functions.line()
         elif isinstance(step, Lookup):
-            _lookup(out, _function_name("lookup", step.source), step, program)
-            out.line()
-    _classifier(out, program)
-    _run(out, program)
-    return out.source()
+            _lookup(functions, _function_name("lookup", step.source), step, program)
+            functions.line()
+    weights, run = Emitter(), Emitter()
+    _classifier(weights, program)
+    _run(run, program)
+    return RenderedParts(
+        header.source(), helpers.source(), functions.source(), weights.source(), run.source()
+    )
 
 
 def _classifier(out: Emitter, program: Program) -> None:
