@@ -39,7 +39,9 @@ def make_tiny() -> Callable[..., object]:
         key = (model_type, kind, attn)
         if key not in cache:
             tiny = build_tiny_model(model_type, kind, attn_implementation=attn)  # type: ignore[arg-type]
-            tokenizer = synthetic_tokenizer(tiny.config.vocab_size)
+            config = tiny.config
+            vocab = getattr(config, "vocab_size", None) or config.get_text_config().vocab_size
+            tokenizer = synthetic_tokenizer(vocab)
             cache[key] = StandardizedTransformer(tiny.model, tokenizer=tokenizer)
         return cache[key]
 

@@ -72,6 +72,9 @@ class StandardizedTransformer(_nnsight.BaseModel):
             # untouched and go without attention probabilities rather than change its outputs
             uninstall_probes(loaded.model, attention_modules)
             probes = [None] * len(attention_modules)
+        if any(probes):
+            # a trace that fails before reaching an armed layer must not leave it armed
+            loaded.model.register_forward_hook(_disarm_hook(probes), always_call=True)
         recorder = InputRecorder(loaded.model)
         with _nnsight.quiet_construction():
             super().__init__(
@@ -325,6 +328,12 @@ class StandardizedTransformer(_nnsight.BaseModel):
             hidden[:, positions] += factor * vector.to(hidden.device, hidden.dtype)
 
     # ---- validation -----------------------------------------------------------------------
+    def validation_inputs(self) -> dict[str, torch.Tensor]:
+        """The fixed small input the validation runs (a dict to pass to ``trace``)."""
+        from crystalbox.validation import probe_inputs
+
+        return probe_inputs(self._loaded)
+
     def validate(self, **kwargs: Any) -> Any:
         """Run the full validation (see ``crystalbox.validate``) and return the report."""
         from crystalbox.validation import validate
@@ -336,6 +345,15 @@ class StandardizedTransformer(_nnsight.BaseModel):
         from crystalbox.validation import describe
 
         return describe(self)
+
+
+def _disarm_hook(probes: list[Any]) -> Any:
+    def disarm(_module: nn.Module, _args: Any, _output: Any) -> None:
+        for probe in probes:
+            if probe is not None:
+                probe.armed = False
+
+    return disarm
 
 
 def _sub(layer: nn.Module, path: str | None) -> nn.Module | None:
