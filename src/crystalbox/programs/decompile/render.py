@@ -189,15 +189,38 @@ def _lookup(out: Emitter, name: str, step: Lookup, program: Program) -> None:
             if len(step.inputs) == 1:
                 test = _condition(names[0], domains[0], [k[0] for k in keys])
             else:
-                items = ", ".join(
-                    "(" + ", ".join(_label(d, v) for d, v in zip(domains, k, strict=True)) + ")"
-                    for k in sorted(keys)
-                )
-                test = f"({params}) in {{{items}}}"
+                test = _pair_test(names, domains, keys)
             with out.block(f"if {test}:"):
                 out.line(f"return {value}")
         out.line(f"return {default}")
     out.line()
+
+
+def _pair_test(names: list[str], domains: list[Domain], keys: list[tuple[int, ...]]) -> str:
+    """Keys of a 2-input table as at most two ``a in A and b in B`` blocks, else a set."""
+    by_first: dict[int, set[int]] = defaultdict(set)
+    for a, b in keys:
+        by_first[a].add(b)
+    blocks: dict[frozenset[int], list[int]] = defaultdict(list)
+    for a, bs in by_first.items():
+        blocks[frozenset(bs)].append(a)
+    if len(blocks) <= 2:
+        tests = []
+        for bs, firsts in blocks.items():
+            parts = [
+                _condition(name, domain, values)
+                for name, domain, values in zip(names, domains, (firsts, sorted(bs)), strict=True)
+                if len(values) < domain.size
+            ]
+            parts = [f"({p})" if " or " in p and len(parts) > 1 else p for p in parts]
+            tests.append(" and ".join(parts) if parts else "True")
+        multiple = len(tests) > 1
+        return " or ".join(f"({t})" if multiple and " " in t else t for t in tests)
+    items = ", ".join(
+        "(" + ", ".join(_label(d, v) for d, v in zip(domains, k, strict=True)) + ")"
+        for k in sorted(keys)
+    )
+    return f"({', '.join(names)}) in {{{items}}}"
 
 
 def _param(program: Program, name: str) -> str:
