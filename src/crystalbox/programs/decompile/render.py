@@ -202,14 +202,14 @@ def _pair_test(names: list[str], domains: list[Domain], keys: list[tuple[int, ..
     for a, b in keys:
         by_first[a].add(b)
     blocks: dict[frozenset[int], list[int]] = defaultdict(list)
-    for a, bs in by_first.items():
-        blocks[frozenset(bs)].append(a)
+    for a, seconds in by_first.items():
+        blocks[frozenset(seconds)].append(a)
     if len(blocks) <= 2:
         tests = []
-        for bs, firsts in blocks.items():
+        for bset, firsts in blocks.items():
             parts = [
                 _condition(name, domain, values)
-                for name, domain, values in zip(names, domains, (firsts, sorted(bs)), strict=True)
+                for name, domain, values in zip(names, domains, (firsts, sorted(bset)), strict=True)
                 if len(values) < domain.size
             ]
             parts = [f"({p})" if " or " in p and len(parts) > 1 else p for p in parts]
