@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from crystalbox.programs.checkpoint import load_program, save_program
+from crystalbox.programs.data import make_data
 from crystalbox.programs.decompile import decompile, execute, load_source
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import TrainConfig, default_program_config, train_program
@@ -65,16 +66,19 @@ def find_checkpoints(folders: list[Path]) -> dict[str, Path]:
 
 
 def train_short(name: str, seconds: float, out: Path) -> Path:
-    """Train the published configuration for as many epochs as fit in ``seconds``."""
+    """Train the published configuration for as many epochs as fit in ``seconds`` (data
+    generation and a one-epoch probe excluded)."""
     task = make_task(name)
     config = default_program_config(task)
+    data = make_data(task, 0)
 
     def train(epochs: int) -> Any:
         settings = TrainConfig(epochs=epochs, threads=1, compile=False, progress=False)
-        return train_program(task, config, settings)
+        return train_program(task, config, settings, data)
 
+    started = time.perf_counter()
     probe = train(1)
-    epochs = max(1, int(seconds / max(probe.result.wall_s, 1e-3)))
+    epochs = max(1, int(seconds / max(time.perf_counter() - started, 1e-3)))
     trained = probe if epochs == 1 else train(epochs)
     return save_program(trained, out / name)
 
@@ -203,11 +207,14 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--programs-dir", type=Path, default=ROOT / "out" / "decompiled")
+    parser.add_argument(
+        "--save-trained", type=Path, default=None, help="keep the short runs' checkpoints here"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     found = find_checkpoints(args.folders)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-decompile-"))
+    scratch = args.save_trained or Path(tempfile.mkdtemp(prefix="bench-decompile-"))
     args.programs_dir.mkdir(parents=True, exist_ok=True)
     rows, trained = [], []
     for name in args.tasks:
