@@ -76,3 +76,36 @@ def test_truncated_numerical_table_is_caught():
     assert bad_inputs and all(t.count(t[1]) == 5 for t in bad_inputs)
     assert {d.program for d in report.disagreements} == {"executor", "python"}
     assert all(d.model == "5" for d in report.disagreements)
+
+
+def _info(name: str, **settings):
+    from crystalbox.programs.checkpoint import TaskInfo
+    from crystalbox.programs.tasks import make_task
+
+    task = make_task(name, **settings)
+    return TaskInfo(
+        task.name, task.settings, task.input_vocab, task.output_vocab, task.max_len, task.causal
+    )
+
+
+@pytest.mark.parametrize(
+    "name, settings, expected",
+    [
+        ("reverse", {}, 19_530),  # 5 + 5^2 + ... + 5^6, each between <s> and </s>
+        ("hist", {"max_len": 5}, 6 + 36 + 216 + 1296),
+        ("dyck1", {"max_len": 8}, 2**7),
+        ("dyck2", {}, None),  # 4^15 inputs: more than the limit
+        ("icl", {}, None),  # not enumerated
+    ],
+)
+def test_input_space_enumerates_every_valid_input(name, settings, expected):
+    from crystalbox.programs.decompile import input_space
+
+    info = _info(name, **settings)
+    space = input_space(info)
+    if expected is None:
+        assert space is None
+        return
+    assert space is not None and len(space) == expected
+    assert len({tuple(row) for row in space}) == expected
+    assert (space[:, 0] == info.input_vocab.index("<s>")).all()
