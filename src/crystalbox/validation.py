@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -92,6 +92,8 @@ def validate(model: StandardizedTransformer, *, attention: bool = True) -> Valid
     if attention:
         checks += _attention_checks(model, inputs)
         checks.append(_head_check(model, inputs))
+    if model.encoder_stack is not None:
+        checks += _encoder_checks(model, inputs)
     return ValidationReport(model.arch.model_type, tuple(checks))
 
 
@@ -144,6 +146,60 @@ def _layer_checks(
         ),
         CheckResult("logits == raw HF logits", diff == 0.0, f"max abs diff {diff:.3g}"),
     ]
+
+
+def _encoder_checks(
+    model: StandardizedTransformer, inputs: dict[str, torch.Tensor]
+) -> list[CheckResult]:
+    """The encoder stack: shapes, chaining, residual identity, attention rows (non-causal)."""
+    encoder = model.encoder_stack
+    assert encoder is not None
+    n = encoder.num_layers
+    probe_layers = [i for i in range(n) if encoder.attention_probabilities.available(i)]
+    ins: list[torch.Tensor] = []
+    outs: list[torch.Tensor] = []
+    probs: list[torch.Tensor] = []
+    with torch.no_grad(), model.trace(dict(inputs)):
+        for i in range(n):
+            ins.append(_nnsight.save(encoder.layers_input[i]))
+            if i in probe_layers:
+                probs.append(_nnsight.save(encoder.attention_probabilities[i]))
+            outs.append(_nnsight.save(encoder.layers_output[i]))
+    batch, source = inputs["input_ids"].shape
+    # some encoders pad the source to a window multiple (LED, Pegasus-X): pos may be longer
+    pos = outs[0].shape[1] if outs and outs[0].dim() == 3 and outs[0].shape[1] >= source else source
+    expected = (batch, pos, model.hidden_size)
+    bad = [
+        i for i in range(n) if tuple(outs[i].shape) != expected or tuple(ins[i].shape) != expected
+    ]
+    chain = [i for i in range(n - 1) if not torch.equal(outs[i], ins[i + 1])]
+    checks = [
+        CheckResult(
+            "encoder layer shapes",
+            not bad,
+            f"all {n} layers {list(expected)}"
+            + (f" (source of {source} padded to {pos})" if pos != source else "")
+            if not bad
+            else f"layers {bad} differ from {list(expected)}",
+        ),
+        CheckResult(
+            "encoder layer i output feeds layer i+1",
+            not chain,
+            "exact for every layer" if not chain else f"differs after layers {chain}",
+        ),
+        _residual_check(model, inputs, encoder),
+    ]
+    if probs:
+        worst = max((p.float().sum(-1) - 1).abs().max().item() for p in probs)
+        square = all(p.shape[-1] == p.shape[-2] == expected[1] for p in probs)
+        checks.append(
+            CheckResult(
+                "encoder attention rows sum to 1",
+                worst < 1e-4 and square,
+                f"{len(probs)} layers, max |sum-1| {worst:.2g}",
+            )
+        )
+    return checks
 
 
 def _head_check(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> CheckResult:
@@ -222,30 +278,34 @@ def _show(expected: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("*" if e is None else str(e) for e in expected) + "]"
 
 
-def _residual_check(model: StandardizedTransformer, inputs: dict[str, torch.Tensor]) -> CheckResult:
-    """Layer output == layer input + the sum of its sub-layers' contributions."""
-    name = "residual identity"
-    arch = model.arch
+def _residual_check(
+    model: StandardizedTransformer, inputs: dict[str, torch.Tensor], stack: Any = None
+) -> CheckResult:
+    """Layer output == layer input + the sum of its sub-layers' contributions (of the decoder,
+    or of ``stack``: the encoder)."""
+    view = model if stack is None else stack
+    name = "residual identity" if stack is None else "encoder residual identity"
+    arch = view.arch
     form = arch.spec.residual
     if form in _RESIDUAL_WHY:
         return CheckResult(name, True, f"not applicable: {_RESIDUAL_WHY[form]} (declared)")
     accessors = (
-        (arch.attention_output, model.attentions_output),
-        (arch.mixer_output, model.mixers_output),
-        (arch.cross_attention_output, model.cross_attentions_output),
-        (arch.mlp_output, model.mlps_output),
+        (arch.attention_output, view.attentions_output),
+        (arch.mixer_output, view.mixers_output),
+        (arch.cross_attention_output, view.cross_attentions_output),
+        (arch.mlp_output, view.mlps_output),
     )
     ran = model._execution.order
     idle: list[str] = []
     ins, outs, contributions = [], [], []
     with torch.no_grad(), model.trace(dict(inputs)):
-        for i in range(model.num_layers):
+        for i in range(view.num_layers):
             start = arch.residual_start[i]
             if start is not None and f"{arch.layers}.{i}.{start}" in ran:
-                envoy = _nnsight.child_envoy(model._layer_envoy(i), start)
+                envoy = _nnsight.child_envoy(view._layer_envoy(i), start)
                 ins.append(_nnsight.save(_nnsight.first_element(envoy.output).clone()))
             else:
-                ins.append(_nnsight.save(model.layers_input[i].clone()))
+                ins.append(_nnsight.save(view.layers_input[i].clone()))
             present = []
             for paths, accessor in accessors:
                 path = paths[i]
@@ -261,9 +321,13 @@ def _residual_check(model: StandardizedTransformer, inputs: dict[str, torch.Tens
                 # clones: some models add into a sub-layer's output in place (Falcon)
                 [_nnsight.save(acc[i].clone()) for _, acc in sorted(present, key=lambda p: p[0])]
             )
-            outs.append(_nnsight.save(model.layers_output[i]))
+            outs.append(_nnsight.save(view.layers_output[i]))
     worst, bad = 0.0, []
-    for i in range(model.num_layers):
+    for i in range(view.num_layers):
+        if any(t.shape != outs[i].shape for t in contributions[i]):
+            bad.append(i)  # a contribution of another shape cannot be part of an additive sum
+            worst = float("inf")
+            continue
         total = ins[i].float() + sum(t.float() for t in contributions[i])
         scale = max(outs[i].float().abs().max().item(), 1.0)
         err = (total - outs[i].float()).abs().max().item() / scale

@@ -209,3 +209,32 @@ def test_a_failed_trace_leaves_no_probe_armed(make_tiny):
     with torch.no_grad(), model.trace(dict(enc)):
         logits = _nnsight.save(model.logits)
     assert torch.equal(logits, _raw(model, enc))
+
+
+@pytest.mark.parametrize("model_type", ["bart", "t5"])
+def test_encoder_layers_are_standardized_too(make_tiny, model_type):
+    model = make_tiny(model_type, "seq2seq")
+    encoder = model.encoder_stack
+    assert encoder is not None and encoder.num_layers >= 1
+    assert "encoder" in encoder.arch.layers
+    report = model.validate()
+    for name in ("encoder layer shapes", "encoder layer i output", "encoder residual identity"):
+        _check(report, name)
+    inputs = model.validation_inputs()
+    with torch.no_grad(), model.trace(dict(inputs)):
+        encoder.layers_output[0][:, 0] = 0
+        edited = _nnsight.save(model.logits)
+
+    def zero_first(_module, _args, output):
+        hidden = (output[0] if isinstance(output, tuple) else output).clone()
+        hidden[:, 0] = 0
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    layer = model.hf_model.get_submodule(encoder.arch.layers)[0]
+    handle = layer.register_forward_hook(zero_first)
+    try:
+        with torch.no_grad():
+            raw = model.hf_model(**inputs).logits
+    finally:
+        handle.remove()
+    assert torch.equal(edited, raw)

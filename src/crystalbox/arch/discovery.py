@@ -58,6 +58,7 @@ def discover_spec(model: nn.Module, execution: Any = None) -> ArchSpec:
         "embed_tokens": names.get(embed, "") if embed is not None else "",
         "lm_head": _whole_head(model, names.get(head, "") if head is not None else "", layers_path),
         "ln_final": _final_norm(model, layers_path),
+        "encoder_layers": _encoder_list(model, layers_path, execution),
         "cross_attention": _children_named(layers, _CROSS_NAMES),
         "mixer": _children_named(layers, _MIXER_NAMES),
         "residual": _residual_form(model, layers),
@@ -158,6 +159,24 @@ def _largest_block_list(model: nn.Module, execution: Any = None) -> str | None:
         )
 
     return max(outer, key=rank)
+
+
+def _encoder_list(model: nn.Module, decoder: str | None, execution: Any) -> str | None:
+    """In an encoder-decoder, the encoder's outermost block list (that ran, when known)."""
+    if not getattr(getattr(model, "config", None), "is_encoder_decoder", False) or not decoder:
+        return None
+    candidates = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.ModuleList)
+        and "encoder" in name
+        and name != decoder
+        and len(module) > 0
+        and all(len(list(child.children())) > 0 for child in module)
+        and (execution is None or execution.ran(f"{name}.0"))
+    ]
+    outer = [n for n in candidates if not any(n != o and n.startswith(o + ".") for o in candidates)]
+    return min(outer, key=lambda n: n.count(".")) if outer else None
 
 
 def _whole_head(model: nn.Module, output_embeddings: str, layers_path: str | None) -> str:

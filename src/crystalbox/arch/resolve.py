@@ -25,7 +25,7 @@ PER_LAYER_ROLES = (
     "mixer",
     "router",
 )
-TOP_ROLES = ("layers", "embed_tokens", "lm_head", "ln_final")
+TOP_ROLES = ("layers", "embed_tokens", "lm_head", "ln_final", "encoder_layers")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class ResolvedArch:
     mixer: tuple[str | None, ...]
     router: tuple[str | None, ...]
     num_layers: int
+    encoder: ResolvedArch | None  # the encoder stack of an encoder-decoder, same roles
     num_heads: int | None
     hidden_size: int
     vocab_size: int
@@ -134,8 +135,16 @@ def resolve_arch(
             (out or own) if own else None
             for own, out in zip(per_layer[base], per_layer[role], strict=True)
         )
+    encoder = None
+    if spec.encoder_layers:
+        encoder = resolve_arch(
+            model,
+            {**(overrides or {}), "layers": spec.encoder_layers, "encoder_layers": None},
+            execution,
+        )
     return ResolvedArch(
         model_type=model_type,
+        encoder=encoder,
         spec=spec,
         source=source,
         layers=spec.layers,
@@ -160,6 +169,8 @@ def _fill_from_discovery(spec: ArchSpec, found: ArchSpec) -> ArchSpec:
     fills: dict[str, Any] = {
         role: getattr(found, role) for role in TOP_ROLES if getattr(spec, role) == DISCOVER
     }
+    if spec.encoder_layers is None:  # undeclared: an encoder-decoder's encoder is discovered
+        fills["encoder_layers"] = found.encoder_layers
     for f in dataclasses.fields(ArchSpec):
         if f.name in PER_LAYER_ROLES and getattr(spec, f.name) == f.default:
             fills[f.name] = getattr(found, f.name)

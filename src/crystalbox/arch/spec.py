@@ -33,6 +33,9 @@ class ArchSpec:
     embed_tokens: Path
     lm_head: Path
     ln_final: Path | None
+    # encoder-decoders: the encoder's block list (its layers are standardized with the same
+    # per-layer roles); None for decoder-only and encoder-only models
+    encoder_layers: Path | None = None
     attention: Paths | None = ("self_attn",)
     mlp: Paths | None = ("mlp",)
     # module whose *output* is the MLP's contribution when it differs from the MLP's input module

@@ -12,18 +12,14 @@ from crystalbox import _nnsight
 from crystalbox.arch.resolve import ResolvedArch, resolve_arch
 from crystalbox.errors import CrystalboxError
 from crystalbox.loading import PIPELINE_TASK, LoadedModel, load_model
+from crystalbox.standard import stack
 from crystalbox.standard.accessors import (
     LayerAccessor,
     ModuleAccessor,
     ProbabilityAccessor,
     check_layer,
 )
-from crystalbox.standard.attention_probe import (
-    PROBE_NAME,
-    install_probes,
-    probe_module,
-    uninstall_probes,
-)
+from crystalbox.standard.attention_probe import install_probes, uninstall_probes
 from crystalbox.standard.execution import ExecutionTrace, record_execution
 from crystalbox.standard.heads import HeadAccessor, resolve_heads
 from crystalbox.standard.positions import InputRecorder, last_positions
@@ -63,18 +59,24 @@ class StandardizedTransformer(_nnsight.BaseModel):
         layers = list(loaded.model.get_submodule(arch.layers))
         self._tuple_layer_output = execution.tuple_output.get(f"{arch.layers}.0", False)
         self._execution = execution
-        attention_modules = [
-            _sub(layer, path) for layer, path in zip(layers, arch.attention, strict=True)
-        ]
-        probes = install_probes(loaded.model, attention_modules)
-        if any(probes) and not _probes_transparent(loaded, reference):
+        attention_modules = stack.attention_modules(layers, arch.attention)
+        encoder_layers = (
+            list(loaded.model.get_submodule(arch.encoder.layers)) if arch.encoder else []
+        )
+        encoder_attention = (
+            stack.attention_modules(encoder_layers, arch.encoder.attention) if arch.encoder else []
+        )
+        every_attention = attention_modules + encoder_attention
+        every_probe = install_probes(loaded.model, every_attention)
+        if any(every_probe) and not _probes_transparent(loaded, reference):
             # this architecture's code depends on the attention implementation's name: keep it
             # untouched and go without attention probabilities rather than change its outputs
-            uninstall_probes(loaded.model, attention_modules)
-            probes = [None] * len(attention_modules)
-        if any(probes):
+            uninstall_probes(loaded.model, every_attention)
+            every_probe = [None] * len(every_attention)
+        if any(every_probe):
             # a trace that fails before reaching an armed layer must not leave it armed
-            loaded.model.register_forward_hook(_disarm_hook(probes), always_call=True)
+            loaded.model.register_forward_hook(_disarm_hook(every_probe), always_call=True)
+        probes = every_probe[: len(attention_modules)]
         recorder = InputRecorder(loaded.model)
         with _nnsight.quiet_construction():
             super().__init__(
@@ -85,6 +87,11 @@ class StandardizedTransformer(_nnsight.BaseModel):
             )
         self._arch = arch
         self._layer_modules = layers
+        self.encoder_stack = (
+            stack.EncoderStack(self, arch.encoder, encoder_layers, every_probe[len(probes) :])
+            if arch.encoder
+            else None
+        )
         self._loaded = loaded
         self._recorder = recorder
         self._probes = probes
@@ -202,14 +209,8 @@ class StandardizedTransformer(_nnsight.BaseModel):
         return self._per_layer(i, self._arch.router[i])
 
     def _probe_envoy(self, i: int) -> Any:
-        attention_path = self._arch.attention[i]
-        attention = _sub(self._layer_modules[i], attention_path)
-        holder = probe_module(attention)
-        if holder is None or attention is None or attention_path is None:
-            return None
-        relative = next(name for name, m in attention.named_modules() if m is holder)
-        path = f"{attention_path}.{relative}" if relative else attention_path
-        return _nnsight.child_envoy(self._layer_envoy(i), f"{path}.{PROBE_NAME}")
+        attention = stack.attention_modules([self._layer_modules[i]], (self._arch.attention[i],))
+        return stack.probe_envoy(self._layer_envoy(i), attention[0], self._arch.attention[i])
 
     def layer_kinds(self) -> list[str]:
         """What each layer holds: 'attention', 'mixer', or both joined by '+'; MLP/MoE appended."""
@@ -354,10 +355,6 @@ def _disarm_hook(probes: list[Any]) -> Any:
                 probe.armed = False
 
     return disarm
-
-
-def _sub(layer: nn.Module, path: str | None) -> nn.Module | None:
-    return layer.get_submodule(path) if path else None
 
 
 def _rename_map(arch: ResolvedArch, model: nn.Module) -> dict[str, str]:

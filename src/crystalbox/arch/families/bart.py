@@ -49,4 +49,17 @@ FSMT = ArchSpec(
     ),
 )
 
-SPECS = (BART_POST_NORM, FSMT)
+PEGASUS_X = ArchSpec(
+    model_types=("pegasus_x",),
+    layers=DISCOVER,
+    embed_tokens=DISCOVER,
+    lm_head=DISCOVER,
+    ln_final=DISCOVER,
+    residual="custom",
+    notes=(
+        "Pegasus-X encoder layers attend over a block-padded sequence plus global tokens, so "
+        "their sub-layer outputs are not the stream's shape; decoder layers are BART-like",
+    ),
+)
+
+SPECS = (BART_POST_NORM, FSMT, PEGASUS_X)
