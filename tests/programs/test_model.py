@@ -133,3 +133,7 @@ def test_model_without_numerical_modules_works():
     assert np.array_equal(
         program.run(tokens.numpy())[scored], model.predict(tokens).numpy()[scored]
     )
+
+
+def test_fast_prediction_equals_the_program(model, tokens):
+    assert torch.equal(model.predict_fast(tokens), model.predict(tokens))

@@ -43,7 +43,8 @@ def trained_hist() -> TrainedProgram:
 def test_short_run_learns_hist(trained_hist):
     result = trained_hist.result
     assert result.val_acc >= 90.0 and result.test_acc >= 90.0, result
-    assert len(result.val_history) == QUICK.epochs
+    assert len(result.val_history) == result.epochs_run <= QUICK.epochs
+    assert result.steps > 0 and result.ms_per_step > 0
     assert result.val_acc == max(result.val_history)  # selected on validation
 
 
@@ -129,3 +130,21 @@ def test_training_is_reproducible_per_seed():
     ):
         assert torch.equal(a, b), name
     assert first.result.val_history == again.result.val_history
+
+
+def test_training_stops_once_validation_is_perfect(monkeypatch):
+    import crystalbox.programs.train as train_module
+
+    monkeypatch.setattr(train_module, "accuracy", lambda *args, **kwargs: 100.0)
+    config = TrainConfig(
+        epochs=10,
+        batch_size=64,
+        n_train=128,
+        n_val=32,
+        n_test=32,
+        stop_patience=3,
+        compile=False,
+        progress=False,
+    )
+    result = train_program(make_task("hist"), None, config).result
+    assert result.epochs_run == 3 and len(result.val_history) == 3

@@ -20,12 +20,16 @@ _LOG_EPS = 1e-4
 
 
 def _match(queries: torch.Tensor, keys: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """queries, keys ``[b, n, k, h]``, pred ``[h, k, k]`` -> soft match ``[b, h, q, j]``."""
-    # wanted[b, q, c, h] = sum_a queries[b, q, a, h] * pred[h, a, c]
-    wanted = (queries.unsqueeze(3) * pred.permute(1, 2, 0)).sum(2)  # [b, q, c, h]
-    # match[b, q, j, h] = sum_c wanted[b, q, c, h] * keys[b, j, c, h]
-    match = (wanted.unsqueeze(2) * keys.unsqueeze(1)).sum(3)  # [b, q, j, h]
-    return match.permute(0, 3, 1, 2)
+    """queries, keys ``[b, n, k, h]``, pred ``[h, k, k]`` -> soft match ``[b, h, q, j]``.
+
+    Two matrix products: ``wanted = queries @ pred`` as one ``[h, b*n, k] @ [h, k, k]``
+    product, then ``wanted @ keys^T`` batched over ``b * h``.
+    """
+    b, n, k, h = queries.shape
+    q = queries.permute(3, 0, 1, 2).reshape(h, b * n, k)
+    # wanted[b, h, q, c] = sum_a queries[b, q, a, h] * pred[h, a, c]
+    wanted = torch.bmm(q, pred).view(h, b, n, k).transpose(0, 1)  # [b, h, q, c]
+    return torch.matmul(wanted, keys.permute(0, 3, 2, 1))  # [b, h, q, j]
 
 
 def cat_heads_soft(
@@ -50,9 +54,9 @@ def cat_heads_soft(
     logits = torch.log(match + _LOG_EPS) + bias
     logits = logits.masked_fill(~allowed, float("-inf"))
     attn = torch.softmax((logits + noise) / tau, dim=-1)  # [b, h, q, j]
-    # out[b, q, k, h] = sum_j attn[b, h, q, j] * values[b, j, k, h]
-    a = attn.permute(0, 2, 3, 1)  # [b, q, j, h]
-    return (a.unsqueeze(3) * values.unsqueeze(1)).sum(2)
+    # out[b, q, c, h] = sum_j attn[b, h, q, j] * values[b, j, c, h]
+    out = torch.matmul(attn, values.permute(0, 3, 1, 2))  # [b, h, q, c]
+    return out.permute(0, 2, 3, 1)
 
 
 def num_heads_soft(
@@ -64,7 +68,8 @@ def num_heads_soft(
 ) -> torch.Tensor:
     """Relaxed numerical heads: values ``[b, n, h]`` -> sums over matches ``[b, n, h]``."""
     match = _match(queries, keys, pred) * allowed  # [b, h, q, j]
-    return (match.permute(0, 2, 3, 1) * values.unsqueeze(1)).sum(2)
+    out = torch.matmul(match, values.permute(0, 2, 1).unsqueeze(-1))  # [b, h, q, 1]
+    return out.squeeze(-1).permute(0, 2, 1)
 
 
 _KERNELS: dict[str, Callable[..., torch.Tensor]] = {

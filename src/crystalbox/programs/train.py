@@ -36,11 +36,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings: the paper's (Adam 5e-2, batch 512, tau 3 -> 0.01), except the sampler.
+    """Optimisation settings: the paper's (Adam 5e-2, batch 512, tau 3 -> 0.01, Gumbel-soft).
 
-    The paper relaxes with Gumbel-soft; here straight-through Gumbel-hard is the default: its
-    forward pass is discrete, so the trained and the argmax model agree (measured: hist in 400
-    steps, 97% vs 43% for Gumbel-soft).
+    ``stop_patience``: stop once the discrete model has scored ``stop_at`` (percent) on
+    validation for this many consecutive epochs (None: always run every epoch). Selection and
+    stopping use validation only. ``sampler="gumbel_hard"`` (straight-through) is available;
+    measured at 40 epochs on double_hist it reached 37% where Gumbel-soft reached 71%.
     """
 
     epochs: int = 250
@@ -48,7 +49,7 @@ class TrainConfig:
     lr: float = 5e-2
     tau_start: float = 3.0
     tau_end: float = 0.01
-    sampler: Sampler = "gumbel_hard"  # straight-through; see docs/programs.md
+    sampler: Sampler = "gumbel_soft"  # the paper's; see docs/programs.md
     seed: int = 0
     data_seed: int = 0
     n_train: int = 16000
@@ -56,14 +57,18 @@ class TrainConfig:
     n_test: int = 2000
     device: str | None = None  # None: CUDA when available, else CPU
     threads: int | None = None  # torch CPU threads; None leaves torch's default
-    compile: bool = True  # compile the relaxed attention kernels (CPU speed-up)
+    compile: bool = False  # torch.compile the relaxed attention kernels (no gain measured)
     progress: bool = True
+    stop_at: float = 100.0
+    stop_patience: int | None = 5
 
     def __post_init__(self) -> None:
         problems = []
         for name in ("epochs", "batch_size", "n_train", "n_val", "n_test"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.stop_patience is not None and self.stop_patience < 1:
+            problems.append(f"stop_patience must be positive or None, got {self.stop_patience}")
         if self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
         if self.sampler not in SAMPLERS or self.sampler == "argmax":
@@ -87,6 +92,9 @@ class RunResult:
     threads: int
     device: str
     val_history: tuple[float, ...] = field(default=())
+    epochs_run: int = 0
+    steps: int = 0
+    ms_per_step: float = 0.0  # median wall time of one optimisation step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,14 +139,21 @@ def default_program_config(
 
 
 @torch.no_grad()
-def accuracy(model: ProgramTransformer, split: Split, batch_size: int = 4096) -> float:
-    """Token accuracy (percent) of the discrete model over scored positions."""
+def accuracy(
+    model: ProgramTransformer, split: Split, batch_size: int = 4096, fast: bool = False
+) -> float:
+    """Token accuracy (percent) of the discrete model over scored positions.
+
+    ``fast``: use ``model.predict_fast`` (the same predictions on integer variables; used for
+    the per-epoch validation); reported figures use ``model.predict``.
+    """
     correct = total = 0
     device = model.classifier_num.device
+    predict = model.predict_fast if fast else model.predict
     for start in range(0, len(split), batch_size):
         inputs = torch.as_tensor(split.inputs[start : start + batch_size], device=device)
         targets = torch.as_tensor(split.targets[start : start + batch_size], device=device)
-        predicted = model.predict(inputs)
+        predicted = predict(inputs)
         scored = targets != IGNORE
         correct += int((predicted == targets)[scored].sum())
         total += int(scored.sum())
@@ -188,13 +203,15 @@ def train_program(
     )
     shuffler = torch.Generator().manual_seed(train_config.seed)
     best_acc, best_epoch, best_state = -1.0, -1, copy.deepcopy(model.state_dict())
-    history = []
+    history: list[float] = []
+    step_times: list[float] = []
     bar = tqdm(range(train_config.epochs), desc=task.name, disable=not train_config.progress)
     step = 0
     for epoch in bar:
         model.train()
         order = torch.randperm(len(data.train), generator=shuffler).to(device)
         for start in range(0, len(order), train_config.batch_size):
+            tick = time.perf_counter()
             batch = order[start : start + train_config.batch_size]
             logits = model(inputs[batch], train_config.sampler, schedule(step))
             loss = F.cross_entropy(
@@ -204,8 +221,9 @@ def train_program(
             loss.backward()
             optimizer.step()
             step += 1
+            step_times.append(time.perf_counter() - tick)
         model.eval()
-        val_acc = accuracy(model, data.val)
+        val_acc = accuracy(model, data.val, fast=True)
         history.append(val_acc)
         if val_acc >= best_acc:
             best_acc, best_epoch = val_acc, epoch
@@ -216,18 +234,25 @@ def train_program(
             val=f"{val_acc:.2f}",
             best=f"{best_acc:.2f}",
         )
+        patience = train_config.stop_patience
+        recent = history[-patience:] if patience is not None else []
+        if len(recent) == patience and min(recent) >= train_config.stop_at:
+            break
     model.load_state_dict(best_state)
     model.use_compiled_kernels(False)
     result = RunResult(
         task=task.name,
         seed=train_config.seed,
         best_epoch=best_epoch,
-        val_acc=best_acc,
+        val_acc=accuracy(model, data.val),
         test_acc=accuracy(model, data.test),
         wall_s=time.perf_counter() - started,
         threads=torch.get_num_threads(),
         device=str(device),
         val_history=tuple(history),
+        epochs_run=len(history),
+        steps=step,
+        ms_per_step=1000.0 * float(np.median(step_times)) if step_times else 0.0,
     )
     return TrainedProgram(model.cpu(), task, model_config, train_config, result)
 
