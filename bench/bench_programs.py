@@ -107,9 +107,12 @@ def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) ->
         "model": "baseline",
         "seed": seed,
         "epochs": train_config.epochs,
+        "epochs_run": result.epochs_run,
         "val_acc": round(result.val_acc, 2),
         "test_acc": round(result.test_acc, 2),
+        "best_epoch": result.best_epoch,
         "wall_s": round(result.wall_s, 1),
+        "ms_per_step": round(result.ms_per_step, 1),
         "threads": result.threads,
         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
@@ -128,7 +131,9 @@ def table(runs: list[dict[str, Any]]) -> str:
         repro = f"{published.reproduction:.2f}" if published.reproduction is not None else "—"
         base = [r for r in runs if r["task"] == name and r.get("model") == "baseline"]
         base_cell = (
-            f"{max(base, key=lambda r: r['val_acc'])['test_acc']:.2f} ({base[-1]['epochs']} ep)"
+            f"{max(base, key=lambda r: r['val_acc'])['test_acc']:.2f} "
+            f"({len(base)} seed{'s' if len(base) > 1 else ''}, {base[-1]['epochs']} ep, "
+            f"{statistics.mean(r['wall_s'] for r in base):.0f} s)"
             if base
             else "not run"
         )

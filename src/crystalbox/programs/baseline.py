@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -123,12 +124,14 @@ def train_baseline(
     inputs, targets = torch.as_tensor(data.train.inputs), torch.as_tensor(data.train.targets)
     shuffler = torch.Generator().manual_seed(train_config.seed)
     best = (-1.0, -1, {k: v.clone() for k, v in model.state_dict().items()})
-    history = []
+    history: list[float] = []
+    step_times: list[float] = []
     steps = math.ceil(len(inputs) / train_config.batch_size)
     for epoch in range(train_config.epochs):
         model.train()
         order = torch.randperm(len(inputs), generator=shuffler)
         for i in range(steps):
+            tick = time.perf_counter()
             batch = order[i * train_config.batch_size : (i + 1) * train_config.batch_size]
             logits = model(inputs[batch])
             loss = F.cross_entropy(
@@ -137,11 +140,16 @@ def train_baseline(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            step_times.append(time.perf_counter() - tick)
         model.eval()
         val = _accuracy(model, data.val)
         history.append(val)
         if val >= best[0]:
             best = (val, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+        patience = train_config.stop_patience
+        recent = history[-patience:] if patience is not None else []
+        if len(recent) == patience and min(recent) >= train_config.stop_at:
+            break
     model.load_state_dict(best[2])
     result = RunResult(
         task=task.name,
@@ -153,5 +161,8 @@ def train_baseline(
         threads=torch.get_num_threads(),
         device="cpu",
         val_history=tuple(history),
+        epochs_run=len(history),
+        steps=len(step_times),
+        ms_per_step=1000.0 * statistics.median(step_times) if step_times else 0.0,
     )
     return model, result
