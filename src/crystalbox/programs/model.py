@@ -78,13 +78,16 @@ class ProgramLayer(nn.Module):
     def _heads_argmax(
         self, cat: torch.Tensor, num: torch.Tensor, key_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The program: integer reads and ``semantics`` selection, exactly."""
-        values_of = cat.argmax(dim=2)  # [b, n, v]: value of every categorical variable
+        """The program: integer reads and ``semantics`` selection, exactly.
+
+        ``cat [v, b, n, k]`` one-hot, ``num [u, b, n]`` -> ``[hc, b, n, k]``, ``[hn, b, n]``.
+        """
+        values_of = cat.argmax(dim=-1)  # [v, b, n]: value of every categorical variable
         causal = self.config.causal
         k = self.config.d_var
 
         def pick(read: torch.Tensor) -> torch.Tensor:  # [h, v] logits -> [b, h, n] values
-            return values_of[..., read.argmax(dim=-1)].permute(0, 2, 1)
+            return values_of[read.argmax(dim=-1)].transpose(0, 1)
 
         mask = key_mask.unsqueeze(1)
         selected = select_closest(
@@ -95,7 +98,7 @@ class ProgramLayer(nn.Module):
             mask,
         )  # [b, h, q]
         copied = aggregate(selected, pick(self.cat_value))  # [b, h, q]
-        head_cat = F.one_hot(copied, k).permute(0, 2, 3, 1).to(cat.dtype)  # [b, n, k, h]
+        head_cat = F.one_hot(copied.transpose(0, 1), k).to(cat.dtype)  # [h, b, n, k]
         match = match_matrix(
             pick(self.num_key),
             pick(self.num_query),
@@ -103,8 +106,8 @@ class ProgramLayer(nn.Module):
             causal,
             mask,
         )
-        values = num[..., self.num_value.argmax(dim=-1)].permute(0, 2, 1)  # [b, h, n]
-        head_num = aggregate_sum(match, values).permute(0, 2, 1)  # [b, n, h]
+        values = num[self.num_value.argmax(dim=-1)].transpose(0, 1)  # [b, h, n]
+        head_num = aggregate_sum(match, values).transpose(0, 1)  # [h, b, n]
         return head_cat, head_num
 
     def _heads_soft(
@@ -115,9 +118,10 @@ class ProgramLayer(nn.Module):
         sampler: Sampler,
         tau: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        b, n = cat.shape[:2]
+        """Relaxed heads: ``cat [v, b, n, k]``, ``num [u, b, n]`` -> ``[hc, b, n, k]``, ``[hn, b, n]``."""
+        v_count, b, n, k = cat.shape
         hc, hn = self.config.n_cat_heads, self.config.n_num_heads
-        allowed = allowed_keys(n, self.config.causal, key_mask).unsqueeze(1)  # [b, 1, q, j]
+        allowed = allowed_keys(n, self.config.causal, key_mask).unsqueeze(0)  # [1, b, q, j]
         reads = torch.cat(
             [
                 sample(p, sampler, tau)
@@ -130,11 +134,11 @@ class ProgramLayer(nn.Module):
                 )
             ]
         )  # [5 slots of heads, v]
-        streamed = cat @ reads.T  # [b, n, k, slots]
-        q, kk, v, nq, nk = streamed.split([hc, hc, hc, hn, hn], dim=-1)
+        streamed = (reads @ cat.reshape(v_count, -1)).view(-1, b, n, k)  # [slots, b, n, k]
+        q, kk, v, nq, nk = streamed.split([hc, hc, hc, hn, hn], dim=0)
         tau_t = torch.as_tensor(tau, dtype=cat.dtype, device=cat.device)
         if hc:
-            noise = torch.zeros(b, hc, n, n, device=cat.device)
+            noise = torch.zeros(hc, b, n, n, device=cat.device)
             if sampler in ("gumbel_soft", "gumbel_hard"):
                 noise = _gumbel_like(noise)
             kernel = get_kernel("cat_heads_soft", self.compiled)
@@ -149,13 +153,16 @@ class ProgramLayer(nn.Module):
                 tau_t,
             )
         else:
-            head_cat = cat.new_zeros(b, n, cat.shape[2], 0)
+            head_cat = cat.new_zeros(0, b, n, k)
         if hn:
-            values = num @ sample(self.num_value, sampler, tau).T  # [b, n, h]
+            u_count = num.shape[0]
+            values = (sample(self.num_value, sampler, tau) @ num.reshape(u_count, -1)).view(
+                -1, b, n
+            )
             kernel = get_kernel("num_heads_soft", self.compiled)
             head_num = kernel(nq, nk, values, sample(self.num_pred, sampler, tau), allowed)
         else:
-            head_num = num.new_zeros(b, n, 0)
+            head_num = num.new_zeros(0, b, n)
         return head_cat, head_num
 
     def _mlp(
@@ -169,8 +176,8 @@ class ProgramLayer(nn.Module):
         tau: float,
     ) -> torch.Tensor:
         """``x``: ``[m, b*n, d_in]`` -> sampled one-hot outputs ``[m, b*n, k]``."""
-        hidden = torch.relu(torch.bmm(x, w1) + b1.unsqueeze(1))
-        logits = torch.bmm(hidden, w2) + b2.unsqueeze(1)
+        hidden = torch.relu(torch.baddbmm(b1.unsqueeze(1), x, w1))
+        logits = torch.baddbmm(b2.unsqueeze(1), hidden, w2)
         return sample(logits, sampler, tau)
 
     def forward(
@@ -181,34 +188,38 @@ class ProgramLayer(nn.Module):
         sampler: Sampler,
         tau: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cat [b, n, k, v]``, ``num [b, n, u]``, ``key_mask [b, n]`` -> extended streams."""
-        b, n, k = cat.shape[:3]
+        """``cat [v, b, n, k]``, ``num [u, b, n]``, ``key_mask [b, n]`` -> extended streams.
+
+        Variable-major layout: appending variables is one contiguous concatenation and
+        reading is one matrix product over the variable axis.
+        """
+        b, n, k = cat.shape[1:]
         if sampler == "argmax":
             head_cat, head_num = self._heads_argmax(cat, num, key_mask)
         else:
             head_cat, head_num = self._heads_soft(cat, num, key_mask, sampler, tau)
-        cat = torch.cat([cat, head_cat], dim=-1)
-        num = torch.cat([num, head_num], dim=-1)
-        new = []
+        cat = torch.cat([cat, head_cat])
+        num = torch.cat([num, head_num])
+        new = [cat]
         mc, mn = self.mlp_read.shape[0], self.num_mlp_read.shape[0]
         if mc:
             read = sample(self.mlp_read, sampler, tau).reshape(2 * mc, -1)  # [m*2, v]
             x = (
-                (cat @ read.T)
-                .reshape(b * n, k, mc, 2)
-                .permute(2, 0, 3, 1)
+                (read @ cat.reshape(cat.shape[0], -1))
+                .view(mc, 2, b * n, k)
+                .transpose(1, 2)
                 .reshape(mc, b * n, 2 * k)
             )
             out = self._mlp(x, self.mlp_w1, self.mlp_b1, self.mlp_w2, self.mlp_b2, sampler, tau)
-            new.append(out.permute(1, 2, 0).reshape(b, n, k, mc))
+            new.append(out.view(mc, b, n, k))
         if mn:
             read = sample(self.num_mlp_read, sampler, tau).reshape(2 * mn, -1)
-            x = (num @ read.T).reshape(b * n, mn, 2).permute(1, 0, 2)
+            x = (read @ num.reshape(num.shape[0], -1)).view(mn, 2, b * n).transpose(1, 2)
             out = self._mlp(
                 x, self.num_mlp_w1, self.num_mlp_b1, self.num_mlp_w2, self.num_mlp_b2, sampler, tau
             )
-            new.append(out.permute(1, 2, 0).reshape(b, n, k, mn))
-        return torch.cat([cat, *new], dim=-1), num
+            new.append(out.view(mn, b, n, k))
+        return torch.cat(new), num
 
 
 def _unique_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,10 +276,10 @@ class ProgramTransformer(nn.Module):
                 f"[{int(tokens.min())}, {int(tokens.max())}]; encode with the model's vocabulary"
             )
 
-    def stream(
-        self, tokens: torch.Tensor, sampler: Sampler = "argmax", tau: float = 1.0
+    def _streams(
+        self, tokens: torch.Tensor, sampler: Sampler, tau: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final residual stream: categorical ``[b, n, k, n_cat]``, numerical ``[b, n, n_num]``."""
+        """Final streams in the layers' variable-major layout: ``[v, b, n, k]``, ``[u, b, n]``."""
         self.check_tokens(tokens)
         tokens = tokens.long()
         b, n = tokens.shape
@@ -276,22 +287,28 @@ class ProgramTransformer(nn.Module):
         device = self.classifier_num.device
         tokens = tokens.to(device)
         positions = torch.arange(n, device=device).expand(b, n)
-        cat = torch.stack([F.one_hot(tokens, k), F.one_hot(positions, k)], dim=-1).float()
-        num = torch.ones(b, n, 1, device=device)
+        cat = torch.stack([F.one_hot(tokens, k), F.one_hot(positions, k)]).float()
+        num = torch.ones(1, b, n, device=device)
         key_mask = tokens != self.config.pad_id
         key_mask[:, 0] = True  # BOS is always a key
         for layer in self.layers:
             cat, num = layer(cat, num, key_mask, sampler, tau)
         return cat, num
 
+    def stream(
+        self, tokens: torch.Tensor, sampler: Sampler = "argmax", tau: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final residual stream: categorical ``[b, n, k, n_cat]``, numerical ``[b, n, n_num]``."""
+        cat, num = self._streams(tokens, sampler, tau)
+        return cat.permute(1, 2, 3, 0), num.permute(1, 2, 0)
+
     def forward(
         self, tokens: torch.Tensor, sampler: Sampler = "argmax", tau: float = 1.0
     ) -> torch.Tensor:
         """Class logits ``[batch, pos, n_classes]``; ``sampler="argmax"`` is the program."""
-        cat, num = self.stream(tokens, sampler, tau)
-        b, n = cat.shape[:2]
-        weight = self.classifier_cat.permute(1, 0, 2).reshape(-1, self.config.n_classes)
-        return cat.reshape(b, n, -1) @ weight + num @ self.classifier_num
+        cat, num = self._streams(tokens, sampler, tau)
+        logits = torch.einsum("vbnk,vkc->bnc", cat, self.classifier_cat)
+        return logits + torch.einsum("ubn,uc->bnc", num, self.classifier_num)
 
     @torch.no_grad()
     def predict(self, tokens: torch.Tensor) -> torch.Tensor:
