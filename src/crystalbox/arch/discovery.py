@@ -52,12 +52,14 @@ def discover_spec(model: nn.Module, execution: Any = None) -> ArchSpec:
     embed = hf.get_input_embeddings() if hasattr(hf, "get_input_embeddings") else None
     head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
     layers = list(hf.get_submodule(layers_path)) if layers_path else []
+    lm_head = _whole_head(model, names.get(head, "") if head is not None else "", layers_path)
     common: dict[str, Any] = {
         "model_types": (str(getattr(getattr(model, "config", None), "model_type", "unknown")),),
         "layers": layers_path or "",
         "embed_tokens": names.get(embed, "") if embed is not None else "",
-        "lm_head": _whole_head(model, names.get(head, "") if head is not None else "", layers_path),
-        "ln_final": _final_norm(model, layers_path),
+        "lm_head": lm_head,
+        "pre_head": _pre_head(model, lm_head, layers_path, execution),
+        "ln_final": _final_norm(model, layers_path, execution),
         "encoder_layers": _encoder_list(model, layers_path, execution),
         "cross_attention": _children_named(layers, _CROSS_NAMES),
         "mixer": _children_named(layers, _MIXER_NAMES),
@@ -181,17 +183,30 @@ def _encoder_list(model: nn.Module, decoder: str | None, execution: Any) -> str 
 
 def _whole_head(model: nn.Module, output_embeddings: str, layers_path: str | None) -> str:
     """The head module that maps hidden states to logits: for MLM heads (``cls.predictions.decoder``,
-    ``lm_head.decoder``) the whole top-level head with its transform, else the output embeddings."""
-    top = output_embeddings.split(".", 1)[0]
-    if "." not in output_embeddings or (layers_path or "").split(".", 1)[0] == top:
-        return output_embeddings
-    return top
+    ``lm_head.decoder``) the whole head with its transform, else the output embeddings. The head
+    is the first module below the part of the path it shares with the layers (``decoder.cls`` in
+    a BERT-to-BERT encoder-decoder)."""
+    head_parts = output_embeddings.split(".")
+    layer_parts = (layers_path or "").split(".")
+    shared = 0
+    while (
+        shared < min(len(head_parts), len(layer_parts)) - 1
+        and head_parts[shared] == layer_parts[shared]
+    ):
+        shared += 1
+    return ".".join(head_parts[: shared + 1])
 
 
-def _final_norm(model: nn.Module, layers_path: str | None) -> str | None:
+def _final_norm(model: nn.Module, layers_path: str | None, execution: Any = None) -> str | None:
+    """The norm after the stack: with an execution trace, the norm that runs after the last
+    layer, beside the stack or one level up; otherwise one named like a final norm."""
     if not layers_path:
         return None
     parent = layers_path.rsplit(".", 1)[0] if "." in layers_path else ""
+    if execution is not None:
+        found = _norm_after_stack(model, layers_path, parent, execution)
+        if found is not None:
+            return found
     candidates = []
     for name, _module in model.named_modules():
         if name.startswith(layers_path + ".") or not _FINAL_NORM.search(name):
@@ -200,6 +215,45 @@ def _final_norm(model: nn.Module, layers_path: str | None) -> str | None:
         if owner == parent:
             candidates.append(name)
     return candidates[0] if len(candidates) == 1 else None
+
+
+def _norm_after_stack(
+    model: nn.Module, layers_path: str, parent: str, execution: Any
+) -> str | None:
+    last = f"{layers_path}.{len(model.get_submodule(layers_path)) - 1}"  # type: ignore[arg-type]
+    if not execution.ran(last):
+        return None
+    grandparent = parent.rsplit(".", 1)[0] if "." in parent else ""
+    owners = {parent, grandparent} if parent else {parent}
+    after = [
+        name
+        for name, module in model.named_modules()
+        if name
+        and (name.rsplit(".", 1)[0] if "." in name else "") in owners
+        and "norm" in type(module).__name__.lower()
+        and execution.order.get(name, -1) > execution.order[last]
+    ]
+    # the first norm to run after the stack (a head's own norm runs later, inside the head)
+    return min(after, key=lambda n: execution.order[n]) if after else None
+
+
+def _pre_head(
+    model: nn.Module, lm_head: str, layers_path: str | None, execution: Any
+) -> tuple[str, ...]:
+    """Top-level modules that run between the stack and a top-level ``lm_head`` (DistilBERT's
+    vocab_transform / activation / vocab_layer_norm, ELECTRA's generator_predictions)."""
+    if execution is None or "." in lm_head or not layers_path or not execution.ran(lm_head):
+        return ()
+    body = layers_path.split(".", 1)[0]
+    if body not in execution.order:
+        return ()
+    start, end = execution.order[body], execution.order[lm_head]
+    between = [
+        name
+        for name, _ in model.named_children()
+        if name not in (body, lm_head) and start < execution.order.get(name, -1) < end
+    ]
+    return tuple(sorted(between, key=lambda n: execution.order[n]))
 
 
 def _children_named(layers: list[Any], names: tuple[str, ...]) -> tuple[str, ...] | None:

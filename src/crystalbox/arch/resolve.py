@@ -25,7 +25,7 @@ PER_LAYER_ROLES = (
     "mixer",
     "router",
 )
-TOP_ROLES = ("layers", "embed_tokens", "lm_head", "ln_final", "encoder_layers")
+TOP_ROLES = ("layers", "embed_tokens", "lm_head", "ln_final", "encoder_layers", "pre_head")
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,8 @@ def _fill_from_discovery(spec: ArchSpec, found: ArchSpec) -> ArchSpec:
     }
     if spec.encoder_layers is None:  # undeclared: an encoder-decoder's encoder is discovered
         fills["encoder_layers"] = found.encoder_layers
+    if not spec.pre_head and spec.lm_head == DISCOVER:
+        fills["pre_head"] = found.pre_head
     for f in dataclasses.fields(ArchSpec):
         if f.name in PER_LAYER_ROLES and getattr(spec, f.name) == f.default:
             fills[f.name] = getattr(found, f.name)

@@ -33,6 +33,9 @@ class ArchSpec:
     embed_tokens: Path
     lm_head: Path
     ln_final: Path | None
+    # top-level modules applied in order between ln_final and lm_head (DistilBERT's
+    # vocab_transform, activation, vocab_layer_norm); project_on_vocab runs them too
+    pre_head: tuple[str, ...] = ()
     # encoder-decoders: the encoder's block list (its layers are standardized with the same
     # per-layer roles); None for decoder-only and encoder-only models
     encoder_layers: Path | None = None

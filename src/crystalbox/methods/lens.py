@@ -13,6 +13,7 @@ import torch
 from crystalbox import _nnsight
 from crystalbox.methods._common import as_prompts, encode, layer_list
 from crystalbox.methods.prompts import single_token_id
+from crystalbox.standard.logits import finish_logits
 from crystalbox.standard.positions import last_positions
 
 if TYPE_CHECKING:
@@ -228,15 +229,7 @@ def _project(model: StandardizedTransformer, hidden: torch.Tensor) -> torch.Tens
     hf = model.hf_model
     if model.arch.ln_final is not None:
         hidden = hf.get_submodule(model.arch.ln_final)(hidden)
+    for path in model.arch.spec.pre_head:
+        hidden = hf.get_submodule(path)(hidden)
     logits = hf.get_submodule(model.arch.lm_head)(hidden)
-    config = getattr(hf, "config", None)
-    scale = getattr(config, "logit_scale", None)  # cohere: multiplies
-    if isinstance(scale, (int, float)) and model.arch.model_type.startswith("cohere"):
-        logits = logits * scale
-    divide = getattr(config, "logits_scaling", None)  # granite: divides
-    if isinstance(divide, (int, float)) and divide != 1:
-        logits = logits / divide
-    cap = getattr(config, "final_logit_softcapping", None)
-    if isinstance(cap, (int, float)) and cap > 0:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+    return finish_logits(model.arch.model_type, getattr(hf, "config", None), logits)

@@ -19,7 +19,8 @@ class ExecutionTrace:
     """``order[path]``: index of the first call of the module at ``path``; absent if it never ran."""
 
     order: dict[str, int] = field(default_factory=dict)
-    tuple_output: dict[str, bool] = field(default_factory=dict)
+    # number of elements of a tuple/list output; 0 for a bare tensor (or anything else)
+    output_arity: dict[str, int] = field(default_factory=dict)
 
     def ran(self, path: str) -> bool:
         return path in self.order
@@ -30,7 +31,7 @@ def record_execution(
 ) -> tuple[torch.Tensor, ExecutionTrace]:
     """Run ``model(**inputs)`` once with hooks on every module; return its logits and the trace."""
     order: dict[str, int] = {}
-    tuple_output: dict[str, bool] = {}
+    output_arity: dict[str, int] = {}
     handles = []
 
     def pre_hook(name: str) -> Any:
@@ -41,7 +42,7 @@ def record_execution(
 
     def post_hook(name: str) -> Any:
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
-            tuple_output.setdefault(name, isinstance(output, (tuple, list)))
+            output_arity.setdefault(name, len(output) if isinstance(output, (tuple, list)) else 0)
 
         return hook
 
@@ -55,4 +56,4 @@ def record_execution(
     finally:
         for handle in handles:
             handle.remove()
-    return logits, ExecutionTrace(order, tuple_output)
+    return logits, ExecutionTrace(order, output_arity)

@@ -22,6 +22,7 @@ from crystalbox.standard.accessors import (
 from crystalbox.standard.attention_probe import install_probes, uninstall_probes
 from crystalbox.standard.execution import ExecutionTrace, record_execution
 from crystalbox.standard.heads import HeadAccessor, resolve_heads
+from crystalbox.standard.logits import finish_logits
 from crystalbox.standard.positions import InputRecorder, last_positions
 
 __all__ = ["StandardizedTransformer"]
@@ -57,7 +58,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
         reference, execution = _reference_run(loaded)
         arch = resolve_arch(loaded.model, roles, execution)
         layers = list(loaded.model.get_submodule(arch.layers))
-        self._tuple_layer_output = execution.tuple_output.get(f"{arch.layers}.0", False)
+        self._layer_arity = execution.output_arity.get(f"{arch.layers}.0", 0)
         self._execution = execution
         attention_modules = stack.attention_modules(layers, arch.attention)
         encoder_layers = (
@@ -271,10 +272,14 @@ class StandardizedTransformer(_nnsight.BaseModel):
 
     # ---- functions usable inside and outside traces ---------------------------------------
     def project_on_vocab(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``lm_head(ln_final(hidden))``: logits ``[..., vocab]`` of any hidden state ``[..., d_model]``."""
+        """``lm_head(ln_final(hidden))`` (with the family's logit scaling or soft-capping): logits
+        ``[..., vocab]`` of any hidden state ``[..., d_model]``."""
         if self._arch.ln_final is not None:
             hidden = self._root_envoy(self._arch.ln_final)(hidden)
-        return self._root_envoy(self._arch.lm_head)(hidden)
+        for path in self._arch.spec.pre_head:
+            hidden = self._root_envoy(path)(hidden)
+        logits = self._root_envoy(self._arch.lm_head)(hidden)
+        return finish_logits(self._arch.model_type, getattr(self.hf_model, "config", None), logits)
 
     def get_topk_closest_tokens(
         self, hidden: torch.Tensor, k: int = 10
@@ -299,15 +304,15 @@ class StandardizedTransformer(_nnsight.BaseModel):
         end = check_layer(end, self.num_layers)
         if end < start:
             raise ValueError(f"skip_layers: end ({end}) must be >= start ({start})")
-        first = self._layer_envoy(start)
-        replacement = first.input if skip_with is None else skip_with
+        replacement = self.layers_input[start] if skip_with is None else skip_with
+        pos_first = self.layers_output._pos_first
+        raw = replacement.transpose(0, 1) if pos_first else replacement
         for i in range(start, end + 1):
-            envoy = self._layer_envoy(i)
-            envoy.skip(self._layer_output_like(i, replacement))
-
-    def _layer_output_like(self, i: int, hidden: Any) -> Any:
-        # decoder layers return a bare tensor in transformers 5; older layouts return tuples
-        return (hidden,) if self._tuple_layer_output else hidden
+            if self._layer_arity > 1:
+                # the layer also returns caches or weights: run it, then replace its hidden states
+                self.layers_output[i] = replacement
+            else:  # a bare tensor or a 1-tuple: the layer need not run at all
+                self._layer_envoy(i).skip((raw,) if self._layer_arity == 1 else raw)
 
     def steer(
         self,
