@@ -102,6 +102,8 @@ def _validate_one(kind: str, model_type: str, tiny: object, start: float) -> Cov
         f"; mlp {sum(map(bool, arch.mlp))}; ln_final {'yes' if arch.ln_final else 'none'}"
         f"{'; router' if any(arch.router) else ''}; probs {probes}"
         f"; heads {sum(layout is not None for layout in model._head_layouts)}"
+        f"{'; encoder ' + arch.encoder.layers + ' x' + str(arch.encoder.num_layers) if arch.encoder else ''}"
+        f"{'; residual ' + arch.spec.residual if arch.spec.residual != 'pre_norm' else ''}"
     )
     passed = sum(c.passed for c in report.checks)
     return CoverageRow(

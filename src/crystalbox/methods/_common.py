@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 Component = Literal["resid_pre", "resid", "attn", "mlp", "heads"]
 COMPONENTS: tuple[str, ...] = ("resid_pre", "resid", "attn", "mlp", "heads")
 # names of the attention output projection across families (its input holds the per-head outputs)
-_OUT_PROJ_NAMES: tuple[str, ...] = ("o_proj", "out_proj", "dense", "c_proj", "o", "wo", "out_lin")
 
 
 def as_prompts(prompts: str | Sequence[str], what: str = "prompts") -> list[str]:
@@ -129,42 +128,14 @@ def check_component(component: str) -> Component:
 
 
 def head_dim(model: StandardizedTransformer) -> int:
-    heads = model.num_heads
-    if not heads:
+    """Head size of the per-head outputs (``model.attention_heads_output``)."""
+    layouts = [layout for layout in model._head_layouts if layout is not None]
+    if not layouts:
         raise ValueError(
-            "per-head methods need num_heads, which this architecture does not declare"
+            "per-head methods need per-head attention outputs, which this architecture does not "
+            "expose (see model.info()); use component='attn' instead"
         )
-    return int(getattr(model.hf_model.config, "head_dim", None) or model.hidden_size // heads)
-
-
-def out_proj_name(model: StandardizedTransformer, layer: int) -> str:
-    """Name of the attention output projection of ``layer`` (its input is ``[batch, pos, heads*head_dim]``)."""
-    path = model.arch.attention[layer]
-    if path is None:
-        raise ValueError(
-            f"layer {layer} has no attention module; per-head access is not possible there"
-        )
-    attention = model.hf_model.get_submodule(model.arch.layers).get_submodule(f"{layer}.{path}")
-    width = (model.num_heads or 0) * head_dim(model)
-    for name in _OUT_PROJ_NAMES:
-        sub = getattr(attention, name, None)
-        if isinstance(sub, torch.nn.Module) and _input_width(sub) == width:
-            return name
-    raise ValueError(
-        f"cannot find the attention output projection of layer {layer} ({type(attention).__name__}); "
-        f"per-head access looks for a Linear named one of {_OUT_PROJ_NAMES} with {width} inputs"
-    )
-
-
-def _input_width(module: torch.nn.Module) -> int | None:
-    if isinstance(module, torch.nn.Linear):
-        return module.in_features
-    weight = getattr(module, "weight", None)
-    if type(module).__name__ == "Conv1D" and isinstance(
-        weight, torch.Tensor
-    ):  # GPT-2 style [in, out]
-        return int(weight.shape[0])
-    return None
+    return layouts[0].head_dim
 
 
 def component_envoy_value(model: StandardizedTransformer, component: Component, layer: int) -> Any:
@@ -177,7 +148,7 @@ def component_envoy_value(model: StandardizedTransformer, component: Component, 
         return model.attentions_output[layer]
     if component == "mlp":
         return model.mlps_output[layer]
-    return getattr(model.attentions[layer], out_proj_name(model, layer)).input
+    return model.attention_heads_output.flat(layer)  # [batch, pos, heads * head_dim]
 
 
 def set_component(
@@ -193,7 +164,7 @@ def set_component(
     elif component == "mlp":
         model.mlps_output[layer] = value
     else:
-        getattr(model.attentions[layer], out_proj_name(model, layer)).input = value
+        model.attention_heads_output[layer] = value.unflatten(-1, (-1, head_dim(model)))
 
 
 def token_strings(

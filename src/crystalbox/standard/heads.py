@@ -153,6 +153,12 @@ class HeadAccessor:
         path = getattr(layout, self._part)
         return layout, _nnsight.child_envoy(envoy, path).output
 
+    def flat(self, index: int) -> torch.Tensor:
+        """The tensor the heads are a view of: the projection output (or, for per-head outputs,
+        the output projection's input ``[batch, pos, heads * head_dim]``), as the model uses it
+        (gradients flow through it)."""
+        return self._raw(index)[1]
+
     def __getitem__(self, index: int) -> torch.Tensor:
         layout, raw = self._raw(index)
         return head_view(layout, self._part, raw)
