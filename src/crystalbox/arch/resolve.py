@@ -177,6 +177,8 @@ def _fill_from_discovery(spec: ArchSpec, found: ArchSpec) -> ArchSpec:
         if f.name in PER_LAYER_ROLES and getattr(spec, f.name) == f.default:
             fills[f.name] = getattr(found, f.name)
     fills["attention_sinks"] = spec.attention_sinks or found.attention_sinks
+    if spec.residual == "pre_norm":  # the default: keep what discovery saw (post-norm BERTs)
+        fills["residual"] = found.residual
     return dataclasses.replace(spec, **fills)
 
 

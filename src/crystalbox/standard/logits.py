@@ -17,8 +17,15 @@ _T5_SCALED = {
 
 def finish_logits(model_type: str, config: Any, logits: torch.Tensor) -> torch.Tensor:
     """Apply the scaling a family applies around ``lm_head``: Cohere's ``logit_scale``
-    (multiplies), Granite's ``logits_scaling`` (divides), T5's rescaling, and soft-capping
+    (multiplies), Granite's ``logits_scaling`` (divides), T5's rescaling, Inkling's muP width
+    multiplier and vocabulary padding, and soft-capping
     (Gemma-2/3 ``final_logit_softcapping``, RecurrentGemma, xLSTM)."""
+    mup = getattr(config, "logits_mup_width_multiplier", None)  # Inkling: divides the input
+    if isinstance(mup, (int, float)) and mup != 1:
+        logits = logits / mup
+    unpadded = getattr(config, "unpadded_vocab_size", None)  # Inkling: drop padding ids
+    if isinstance(unpadded, int) and unpadded < logits.shape[-1]:
+        logits = logits[..., :unpadded]
     scale = getattr(config, "logit_scale", None)
     if isinstance(scale, (int, float)) and model_type.startswith("cohere"):
         logits = logits * scale

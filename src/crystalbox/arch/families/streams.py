@@ -43,10 +43,13 @@ ALTUP = ArchSpec(
 )
 
 OTHER_POSITIONS = ArchSpec(
-    model_types=("blt",),
+    model_types=("blt", "longformer"),
     **_FOUND,
     positions="other",
-    notes=("the stream's positions are byte patches, not the input tokens",),
+    notes=(
+        "the stream's positions are not the input tokens: BLT runs over byte patches, "
+        "Longformer pads the sequence to a multiple of its attention window",
+    ),
 )
 
 PROPHETNET = ArchSpec(
