@@ -47,9 +47,10 @@ def cat_heads_soft(
     ``[h, b, q, j]`` (zeros for plain softmax); ``tau``: scalar tensor.
     """
     match = _match(queries, keys, pred) * allowed
-    no_match = torch.prod(1.0 - match[..., 1:], dim=-1)
-    bos = match[..., 0] + (1.0 - match[..., 0]) * no_match
-    match = torch.cat([bos.unsqueeze(-1), match[..., 1:]], dim=-1)
+    no_match = torch.prod(1.0 - match[..., 1:], dim=-1, keepdim=True)
+    first = torch.zeros(match.shape[-1], dtype=torch.bool, device=match.device)
+    first[0] = True  # the BOS column: s0 + (1 - s0) * prod_j (1 - s_j)
+    match = torch.where(first, match + (1.0 - match) * no_match, match)
     logits = torch.log(match + _LOG_EPS) + bias
     logits = logits.masked_fill(~allowed, float("-inf"))
     attn = torch.softmax((logits + noise) / tau, dim=-1)  # [h, b, q, j]

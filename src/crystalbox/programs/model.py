@@ -112,14 +112,16 @@ class ProgramLayer(nn.Module):
 
     def _heads_soft(
         self,
-        cat: torch.Tensor,
-        num: torch.Tensor,
+        cats: list[torch.Tensor],
+        nums: list[torch.Tensor],
         key_mask: torch.Tensor,
         sampler: Sampler,
         tau: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Relaxed heads: ``cat [v, b, n, k]``, ``num [u, b, n]`` -> ``[hc, b, n, k]``, ``[hn, b, n]``."""
-        v_count, b, n, k = cat.shape
+        """Relaxed heads: stream chunks ``[v_i, b, n, k]``, ``[u_i, b, n]`` -> ``[hc, b, n, k]``,
+        ``[hn, b, n]``."""
+        cat = cats[0]
+        _, b, n, k = cat.shape
         hc, hn = self.config.n_cat_heads, self.config.n_num_heads
         allowed = allowed_keys(n, self.config.causal, key_mask).unsqueeze(0)  # [1, b, q, j]
         reads = torch.cat(
@@ -134,7 +136,7 @@ class ProgramLayer(nn.Module):
                 )
             ]
         )  # [5 slots of heads, v]
-        streamed = (reads @ cat.reshape(v_count, -1)).view(-1, b, n, k)  # [slots, b, n, k]
+        streamed = _read(reads, cats).view(-1, b, n, k)  # [slots, b, n, k]
         q, kk, v, nq, nk = streamed.split([hc, hc, hc, hn, hn], dim=0)
         tau_t = torch.as_tensor(tau, dtype=cat.dtype, device=cat.device)
         if hc:
@@ -155,14 +157,11 @@ class ProgramLayer(nn.Module):
         else:
             head_cat = cat.new_zeros(0, b, n, k)
         if hn:
-            u_count = num.shape[0]
-            values = (sample(self.num_value, sampler, tau) @ num.reshape(u_count, -1)).view(
-                -1, b, n
-            )
+            values = _read(sample(self.num_value, sampler, tau), nums).view(-1, b, n)
             kernel = get_kernel("num_heads_soft", self.compiled)
             head_num = kernel(nq, nk, values, sample(self.num_pred, sampler, tau), allowed)
         else:
-            head_num = num.new_zeros(0, b, n)
+            head_num = cat.new_zeros(0, b, n)
         return head_cat, head_num
 
     def _mlp(
@@ -182,44 +181,57 @@ class ProgramLayer(nn.Module):
 
     def forward(
         self,
-        cat: torch.Tensor,
-        num: torch.Tensor,
+        cats: list[torch.Tensor],
+        nums: list[torch.Tensor],
         key_mask: torch.Tensor,
         sampler: Sampler,
         tau: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cat [v, b, n, k]``, ``num [u, b, n]``, ``key_mask [b, n]`` -> extended streams.
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Stream chunks ``cats`` (``[v_i, b, n, k]``), ``nums`` (``[u_i, b, n]``), ``key_mask
+        [b, n]`` -> the chunk lists with this layer's variables appended.
 
-        Variable-major layout: appending variables is one contiguous concatenation and
-        reading is one matrix product over the variable axis.
+        The stream is variable-major and kept as a list of chunks in variable order, so
+        appending never copies it and a read is one matrix product per chunk.
         """
-        b, n, k = cat.shape[1:]
+        b, n, k = cats[0].shape[1:]
         if sampler == "argmax":
-            head_cat, head_num = self._heads_argmax(cat, num, key_mask)
+            head_cat, head_num = self._heads_argmax(torch.cat(cats), torch.cat(nums), key_mask)
         else:
-            head_cat, head_num = self._heads_soft(cat, num, key_mask, sampler, tau)
-        cat = torch.cat([cat, head_cat])
-        num = torch.cat([num, head_num])
-        new = [cat]
+            head_cat, head_num = self._heads_soft(cats, nums, key_mask, sampler, tau)
+        cats = [*cats, head_cat]
+        nums = [*nums, head_num]
+        new = []
         mc, mn = self.mlp_read.shape[0], self.num_mlp_read.shape[0]
         if mc:
             read = sample(self.mlp_read, sampler, tau).reshape(2 * mc, -1)  # [m*2, v]
-            x = (
-                (read @ cat.reshape(cat.shape[0], -1))
-                .view(mc, 2, b * n, k)
-                .transpose(1, 2)
-                .reshape(mc, b * n, 2 * k)
-            )
+            x = _read(read, cats).view(mc, 2, b * n, k).transpose(1, 2).reshape(mc, b * n, 2 * k)
             out = self._mlp(x, self.mlp_w1, self.mlp_b1, self.mlp_w2, self.mlp_b2, sampler, tau)
             new.append(out.view(mc, b, n, k))
         if mn:
             read = sample(self.num_mlp_read, sampler, tau).reshape(2 * mn, -1)
-            x = (read @ num.reshape(num.shape[0], -1)).view(mn, 2, b * n).transpose(1, 2)
+            x = _read(read, nums).view(mn, 2, b * n).transpose(1, 2)
             out = self._mlp(
                 x, self.num_mlp_w1, self.num_mlp_b1, self.num_mlp_w2, self.num_mlp_b2, sampler, tau
             )
             new.append(out.view(mn, b, n, k))
-        return torch.cat(new), num
+        if new:
+            cats.append(torch.cat(new) if len(new) > 1 else new[0])
+        return cats, nums
+
+
+def _read(weights: torch.Tensor, chunks: list[torch.Tensor]) -> torch.Tensor:
+    """``weights [s, v]`` over the variables of ``chunks`` (``[v_i, ...]`` in order) -> ``[s, ...]``
+    flattened: ``sum_i weights[:, slice_i] @ chunk_i``."""
+    out = None
+    start = 0
+    for chunk in chunks:
+        count = chunk.shape[0]
+        if count:
+            part = weights[:, start : start + count] @ chunk.reshape(count, -1)
+            out = part if out is None else out + part
+        start += count
+    assert out is not None and start == weights.shape[1], (start, weights.shape)
+    return out
 
 
 def _unique_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,8 +290,8 @@ class ProgramTransformer(nn.Module):
 
     def _streams(
         self, tokens: torch.Tensor, sampler: Sampler, tau: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final streams in the layers' variable-major layout: ``[v, b, n, k]``, ``[u, b, n]``."""
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Final streams as the layers' chunk lists: ``[v_i, b, n, k]``, ``[u_i, b, n]``."""
         self.check_tokens(tokens)
         tokens = tokens.long()
         b, n = tokens.shape
@@ -287,28 +299,35 @@ class ProgramTransformer(nn.Module):
         device = self.classifier_num.device
         tokens = tokens.to(device)
         positions = torch.arange(n, device=device).expand(b, n)
-        cat = torch.stack([F.one_hot(tokens, k), F.one_hot(positions, k)]).float()
-        num = torch.ones(1, b, n, device=device)
+        cats = [torch.stack([F.one_hot(tokens, k), F.one_hot(positions, k)]).float()]
+        nums = [torch.ones(1, b, n, device=device)]
         key_mask = tokens != self.config.pad_id
         key_mask[:, 0] = True  # BOS is always a key
         for layer in self.layers:
-            cat, num = layer(cat, num, key_mask, sampler, tau)
-        return cat, num
+            cats, nums = layer(cats, nums, key_mask, sampler, tau)
+        return cats, nums
 
     def stream(
         self, tokens: torch.Tensor, sampler: Sampler = "argmax", tau: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Final residual stream: categorical ``[b, n, k, n_cat]``, numerical ``[b, n, n_num]``."""
-        cat, num = self._streams(tokens, sampler, tau)
-        return cat.permute(1, 2, 3, 0), num.permute(1, 2, 0)
+        cats, nums = self._streams(tokens, sampler, tau)
+        return torch.cat(cats).permute(1, 2, 3, 0), torch.cat(nums).permute(1, 2, 0)
 
     def forward(
         self, tokens: torch.Tensor, sampler: Sampler = "argmax", tau: float = 1.0
     ) -> torch.Tensor:
         """Class logits ``[batch, pos, n_classes]``; ``sampler="argmax"`` is the program."""
-        cat, num = self._streams(tokens, sampler, tau)
-        logits = torch.einsum("vbnk,vkc->bnc", cat, self.classifier_cat)
-        return logits + torch.einsum("ubn,uc->bnc", num, self.classifier_num)
+        cats, nums = self._streams(tokens, sampler, tau)
+        b, n, k = cats[0].shape[1:]
+        logits = _read(self.classifier_num.T, nums).T  # [b*n, classes]
+        start = 0
+        for chunk in cats:  # one product per variable, summed: no copy of the stream
+            count = chunk.shape[0]
+            weight = self.classifier_cat[start : start + count]  # [v_i, k, classes]
+            logits = logits + torch.bmm(chunk.reshape(count, b * n, k), weight).sum(0)
+            start += count
+        return logits.view(b, n, -1)
 
     @torch.no_grad()
     def predict(self, tokens: torch.Tensor) -> torch.Tensor:
