@@ -1,8 +1,11 @@
 """The constrained transformer whose argmax version is a program.
 
 The residual stream is two stacks of named variables (see ``config.variable_layout``):
-categorical ``[batch, pos, k, n_cat]`` (one-hot in the argmax model) and numerical
-``[batch, pos, n_num]``. Modules append variables; nothing is added into existing ones.
+categorical (one-hot in the argmax model) and numerical. ``stream()`` returns them as
+``[batch, pos, k, n_cat]`` and ``[batch, pos, n_num]``; inside the layers they are
+variable-major lists of chunks ``[v_i, batch, pos, k]`` / ``[u_i, batch, pos]``, so appending
+copies nothing and a read is one matrix product per chunk. Modules append variables; nothing
+is added into existing ones.
 Every choice (which variable a slot reads, each predicate row, the attended key, each MLP
 output value) is a sample from logits; with ``sampler="argmax"`` all of them are exact
 one-hots and the attention follows ``semantics`` exactly (the argmax path calls it).
