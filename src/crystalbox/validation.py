@@ -343,6 +343,7 @@ def _expected_stream_shape(
         "pos": pos if spec.positions == "tokens" else None,
         "d_model": model.hidden_size,
         "streams": None,
+        "streams*d_model": None,
     }
     axes = spec.stream_layout.split()
     if axes[:2] == ["pos", "batch"]:  # the accessors transpose these to [batch, pos, ...]

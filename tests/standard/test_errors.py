@@ -74,3 +74,24 @@ def test_module_without_tokenizer_says_how_to_get_one(make_tiny):
 def test_non_model_object_is_a_type_error():
     with pytest.raises(TypeError, match="hub name, a local folder"):
         StandardizedTransformer(42)  # type: ignore[arg-type]
+
+
+def test_a_spec_with_an_unknown_stream_layout_is_refused():
+    from crystalbox.arch.spec import ArchSpec
+
+    with pytest.raises(ValueError, match="stream_layout"):
+        ArchSpec(
+            model_types=("x",),
+            layers="m.layers",
+            embed_tokens="m.e",
+            lm_head="h",
+            ln_final=None,
+            stream_layout="batch tokens d_model",
+        )
+
+
+def test_a_quirks_only_spec_takes_its_paths_from_discovery(make_tiny):
+    arch = make_tiny("bart", "seq2seq").arch
+    assert arch.spec.residual == "post_norm"  # declared by the BART family spec
+    assert arch.layers == "model.decoder.layers"  # discovered
+    assert arch.encoder is not None and arch.encoder.layers == "model.encoder.layers"

@@ -66,7 +66,8 @@ class ArchSpec:
     qkv_layout: Literal["concat", "interleaved", "none"] = "concat"
     # axes of the residual stream as layers pass it: "batch pos d_model" (standard);
     # "pos batch d_model" (XLNet, FSMT: the accessors transpose it to [batch, pos, d_model]);
-    # a "streams" axis for models carrying several residual streams (hyper-connections, AltUp)
+    # a "streams" axis for models carrying several residual streams (hyper-connections, AltUp),
+    # or "streams*d_model" when they are flattened into one axis (Qwen4-Exp)
     stream_layout: str = "batch pos d_model"
     # "tokens": one stream position per input token; "other": byte patches, a learned prompt
     # prefix, n-gram streams (the layer shape check then leaves the pos axis free)
@@ -84,7 +85,7 @@ class ArchSpec:
     def __post_init__(self) -> None:
         if not self.model_types:
             raise ValueError("ArchSpec needs at least one model_type")
-        axes = self.stream_layout.split()
+        axes = [a.replace("streams*d_model", "d_model") for a in self.stream_layout.split()]
         if (
             sorted(a for a in axes if a != "streams") != ["batch", "d_model", "pos"]
             or len(axes) > 4

@@ -31,6 +31,17 @@ HYPER_CONNECTIONS = ArchSpec(
     ),
 )
 
+FLAT_HYPER_CONNECTIONS = ArchSpec(
+    model_types=("qwen4_exp", "qwen4_exp_text"),
+    **_FOUND,
+    residual="custom",
+    stream_layout="batch pos streams*d_model",
+    notes=(
+        "hyper-connections with the residual streams flattened into one axis "
+        "[batch, pos, streams * d_model], mixed around each sub-layer",
+    ),
+)
+
 ALTUP = ArchSpec(
     model_types=("gemma3n_text", "gemma3n"),
     **_FOUND,
@@ -76,4 +87,12 @@ CPMANT = ArchSpec(
     ),
 )
 
-SPECS = (XLNET, HYPER_CONNECTIONS, ALTUP, OTHER_POSITIONS, PROPHETNET, CPMANT)
+SPECS = (
+    XLNET,
+    HYPER_CONNECTIONS,
+    FLAT_HYPER_CONNECTIONS,
+    ALTUP,
+    OTHER_POSITIONS,
+    PROPHETNET,
+    CPMANT,
+)
