@@ -41,16 +41,17 @@ def test_tie_breaking_equals_the_specification_on_random_match_patterns():
         ([(q, q - 1 if q else None) for q in range(8)], POSITIONS, "offset", -1, 0),
         ([(0, 0)] + [(q, q - 1) for q in range(1, 8)], POSITIONS, "offset", -1, 1),
         ([(q, 3) for q in range(8)], POSITIONS, "constant", 0, 0),
+        ([(q, 6 - q if q < 7 else 0) for q in range(8)], POSITIONS, "mirror", 6, 1),
         ([(q, None) for q in range(8)], POSITIONS, "never", 0, 0),
         ([(1, 2), (2, 2), (3, 3), (4, 4)], TOKENS, "equal", 0, 1),
     ],
-    ids=["equal", "previous", "previous-except-bos", "constant", "never", "tokens-equal"],
+    ids=["equal", "previous", "previous-except-bos", "constant", "mirror", "never", "tokens-equal"],
 )
 def test_predicates_read_as_rules_with_few_exceptions(table, keys, form, offset, n_exceptions):
     queries = keys
     readable = _readable(Predicate(tuple(table)), keys, queries)
     assert readable.form == form
-    if form == "offset":
+    if form in ("offset", "mirror"):
         assert readable.offset == offset
     assert len(predicate_exceptions(readable, keys)) == n_exceptions
     assert readable.table == tuple(table)  # the table stays authoritative

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 Label = str | int
-PredicateForm = Literal["table", "equal", "offset", "constant", "never"]
+PredicateForm = Literal["table", "equal", "offset", "mirror", "constant", "never"]
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,9 @@ class Predicate:
     """``table``: (query value, wanted key value or ``None`` = matches nothing reachable).
 
     ``form`` is how it reads: ``equal`` (``k == q``), ``offset`` (``k == q + offset``),
-    ``constant`` (``k == constant``), ``never`` (no reachable key matches: always BOS), or
-    ``table``. The table is authoritative; the form is a faithful summary set by simplify.
+    ``mirror`` (``k == offset - q``), ``constant`` (``k == constant``), ``never`` (no
+    reachable key matches: always BOS), or ``table``; rows the form does not describe are
+    its exceptions. The table is authoritative; the form is a summary set by simplify.
     """
 
     table: tuple[tuple[int, int | None], ...]

@@ -159,6 +159,7 @@ def _predicate(out: Emitter, name: str, pred: Predicate, keys: Domain, queries: 
             "never": "False",
             "equal": "k == q",
             "offset": f"k == q {'-' if pred.offset < 0 else '+'} {abs(pred.offset)}",
+            "mirror": f"k == {pred.offset} - q",
             "constant": _key_test(pred.constant, keys),
         }[pred.form]
     with out.block(f"def {name}(q, k):"):

@@ -2,7 +2,7 @@
 
 ``simplify`` runs them in order: fold constants (variables with one reachable value, lookup
 inputs the output ignores, constant classifier features into the bias), remove dead steps,
-summarise predicates (``k == q``, ``k == q - 1``, ``k == c``, never), choose each lookup's
+summarise predicates (``k == q``, ``k == q - 1``, ``k == 6 - q``, ``k == c``, never), choose each lookup's
 default branch, and give variables readable names. ``prune_features`` additionally drops
 classifier features whose removal changes no prediction on a given set of inputs.
 """
@@ -130,7 +130,8 @@ def eliminate_dead(program: Program) -> Program:
 def _rule_holds(form: str, offset: int, constant: int | None, q: int, k: int | None, keys) -> bool:
     if form == "never":
         return k is None
-    target = constant if form == "constant" else q + offset
+    targets = {"constant": constant, "mirror": offset - q}
+    target = targets.get(form, q + offset)
     if k is None:
         return target not in keys
     return k == target
@@ -153,7 +154,7 @@ def predicate_exceptions(
 def _readable(
     predicate: Predicate, keys: CategoricalDomain, queries: CategoricalDomain
 ) -> Predicate:
-    """The rule with the fewest exceptions among never / k == q + d / k == c."""
+    """The rule with the fewest exceptions among never / k == q + d / k == d - q / k == c."""
     wanted = [k for _, k in predicate.table]
     candidates: list[Predicate] = [replace(predicate, form="never")]
     if keys.labels == queries.labels:
@@ -164,6 +165,10 @@ def _readable(
                 candidates.append(replace(predicate, form="equal", offset=0))
             elif numeric:
                 candidates.append(replace(predicate, form="offset", offset=offset))
+        if numeric:
+            sums = Counter(k + q for q, k in predicate.table if k is not None)
+            for total, _ in sums.most_common(2):
+                candidates.append(replace(predicate, form="mirror", offset=total))
     common = Counter(k for k in wanted if k is not None).most_common(1)
     if common:
         candidates.append(replace(predicate, form="constant", constant=common[0][0]))
