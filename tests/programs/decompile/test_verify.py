@@ -95,7 +95,7 @@ def _info(name: str, **settings):
         ("hist", {"max_len": 5}, 6 + 36 + 216 + 1296),
         ("dyck1", {"max_len": 8}, 2**7),
         ("dyck2", {}, None),  # 4^15 inputs: more than the limit
-        ("icl", {}, None),  # not enumerated
+        ("icl", {}, 4**9),  # alternating letters and numbers after <s>, ending in a letter
     ],
 )
 def test_input_space_enumerates_every_valid_input(name, settings, expected):

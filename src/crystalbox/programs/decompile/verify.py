@@ -97,28 +97,33 @@ class VerifyReport:
 
 def input_space(info: TaskInfo, limit: int = 1_000_000) -> np.ndarray | None:
     """Every input a built-in task can produce, as ids ``[n, max_len]``; ``None`` when the
-    task is not enumerable here or has more than ``limit`` inputs."""
+    task is not enumerable here or has more than ``limit`` inputs. For icl: every
+    alternation of letters and numbers (a superset: maps need not be consistent)."""
     vocab, n = info.input_vocab, info.max_len
     specials = {info.bos, info.pad, info.eos}
     symbols = [t for t in vocab if t not in specials]
     suffix: tuple[str, ...] = ()
     if info.name in ("reverse", "sort"):
-        lengths, suffix = range(1, n - 1), (info.eos or "",)
+        bodies, suffix = [[symbols] * length for length in range(1, n - 1)], (info.eos or "",)
     elif info.name in ("hist", "double_hist", "most_freq"):
-        lengths = range(1, n)
+        bodies = [[symbols] * length for length in range(1, n)]
     elif info.name in ("dyck1", "dyck2"):
-        lengths = range(n - 1, n)
+        bodies = [[symbols] * (n - 1)]
+    elif info.name == "icl":
+        letters = [t for t in symbols if t.isalpha()]
+        numbers = [t for t in symbols if not t.isalpha()]
+        bodies = [[numbers if i % 2 else letters for i in range(n - 1)]]
     else:
         return None
-    total = sum(len(symbols) ** length for length in lengths)
+    total = sum(int(np.prod([len(a) for a in body])) for body in bodies)
     if total > limit:
         return None
     index = {t: i for i, t in enumerate(vocab)}
     out = np.full((total, n), index[info.pad], dtype=np.int64)
     row = 0
-    for length in lengths:
-        for body in itertools.product(symbols, repeat=length):
-            seq = (info.bos, *body, *suffix)
+    for body in bodies:
+        for middle in itertools.product(*body):
+            seq = (info.bos, *middle, *suffix)
             out[row, : len(seq)] = [index[t] for t in seq]
             row += 1
     return out
