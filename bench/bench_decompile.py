@@ -35,7 +35,7 @@ from crystalbox.programs.train import TrainConfig, default_program_config, train
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_MD = ROOT / "docs" / "decompile-results.md"
 RESULTS_JSON = ROOT / "docs" / "decompile-results.json"
-TASKS = ("reverse", "hist", "double_hist", "sort", "most_freq", "dyck1", "dyck2")
+TASKS = ("reverse", "hist", "double_hist", "sort", "most_freq", "dyck1", "dyck2", "icl")
 PAPER_PRUNED = {
     "reverse": 713,
     "hist": 160,
@@ -147,7 +147,7 @@ def bench_one(name: str, path: Path, programs_dir: Path, repeats: int) -> dict[s
         "helpers": result.size_after.helpers,
         "steps_full": len(result.full.steps),
         "steps": len(result.program.steps),
-        "paper_pruned": PAPER_PRUNED[name],
+        "paper_pruned": PAPER_PRUNED.get(name),
         "decompile_s": round(decompile_s, 1),
         "inputs_per_s": {k: round(len(test) / v) for k, v in timings.items()},
     }
@@ -155,6 +155,10 @@ def bench_one(name: str, path: Path, programs_dir: Path, repeats: int) -> dict[s
 
 def _percent(check: dict[str, int]) -> str:
     return f"{check['agree']}/{check['positions']} ({100.0 * check['agree'] / max(check['positions'], 1):.3f}%)"
+
+
+def _ratio(row: dict[str, Any]) -> str:
+    return f"{row['logic'] / row['paper_pruned']:.2f}" if row["paper_pruned"] else "—"
 
 
 def write_markdown(rows: list[dict[str, Any]], note: str) -> str:
@@ -183,8 +187,8 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> str:
         lines.append(
             f"| {r['task']} | {r['config']} | {r['test_acc']:.2f} | {_percent(r['checks']['executor'])} "
             f"| {_percent(r['checks']['python'])} | {space} | {r['logic_full']} → {r['logic']} "
-            f"| {r['lines_full']} → {r['lines']} | {r['paper_pruned']} "
-            f"| {r['logic'] / r['paper_pruned']:.2f} | "
+            f"| {r['lines_full']} → {r['lines']} | {r['paper_pruned'] or '—'} "
+            f"| {_ratio(r)} | "
             f"{r['steps_full']} → {r['steps']} |"
         )
     lines += [
@@ -207,7 +211,7 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path, help="folders holding checkpoints")
-    parser.add_argument("--tasks", nargs="*", default=list(TASKS))
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS[:7]), help=f"of {TASKS}")
     parser.add_argument("--train-seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--programs-dir", type=Path, default=ROOT / "out" / "decompiled")
