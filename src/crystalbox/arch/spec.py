@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 # Module paths are dotted attribute paths from the top-level HF model ("model.layers"), or,
 # for per-layer roles, from one layer ("self_attn"). A tuple lists alternatives, tried in order:
@@ -111,3 +111,11 @@ class ArchSpec:
                 raise TypeError(
                     f"ArchSpec.{name} takes a tuple of alternative paths, e.g. ({value!r},), not a string"
                 )
+
+
+def quirks_only(model_types: tuple[str, ...], **quirks: Any) -> ArchSpec:
+    """A spec that declares a family's quirks and leaves its module paths to discovery."""
+    paths: dict[str, Any] = dict.fromkeys(
+        ("layers", "embed_tokens", "lm_head", "ln_final"), DISCOVER
+    )
+    return ArchSpec(model_types=model_types, **paths, **quirks)

@@ -41,7 +41,11 @@ class EncoderStack:
             return _nnsight.child_envoy(root, arch.layers)[i]
 
         def role(paths: tuple[str | None, ...]) -> Any:
-            return lambda i: None if paths[i] is None else _nnsight.child_envoy(layer(i), paths[i])
+            def envoy(i: int) -> Any:
+                path = paths[i]
+                return None if path is None else _nnsight.child_envoy(layer(i), path)
+
+            return envoy
 
         pos_first = arch.spec.stream_layout.split()[:2] == ["pos", "batch"]
 

@@ -4,9 +4,9 @@ Paths are discovered (decoder layers, ``fc1``/``fc2`` MLP, ``encoder_attn`` cros
 these specs declare what discovery cannot see: the norm placement.
 """
 
-from crystalbox.arch.spec import DISCOVER, ArchSpec
+from crystalbox.arch.spec import quirks_only
 
-BART_POST_NORM = ArchSpec(
+BART_POST_NORM = quirks_only(
     model_types=(
         "bart",
         "marian",
@@ -16,10 +16,6 @@ BART_POST_NORM = ArchSpec(
         "trocr",
         "led",
     ),
-    layers=DISCOVER,
-    embed_tokens=DISCOVER,
-    lm_head=DISCOVER,
-    ln_final=DISCOVER,
     attention=("self_attn",),
     cross_attention=("encoder_attn",),
     mlp=("fc1",),
@@ -31,12 +27,8 @@ BART_POST_NORM = ArchSpec(
     ),
 )
 
-FSMT = ArchSpec(
+FSMT = quirks_only(
     model_types=("fsmt",),
-    layers=DISCOVER,
-    embed_tokens=DISCOVER,
-    lm_head=DISCOVER,
-    ln_final=DISCOVER,
     attention=("self_attn",),
     cross_attention=("encoder_attn",),
     mlp=("fc1",),
@@ -49,12 +41,8 @@ FSMT = ArchSpec(
     ),
 )
 
-PEGASUS_X = ArchSpec(
+PEGASUS_X = quirks_only(
     model_types=("pegasus_x",),
-    layers=DISCOVER,
-    embed_tokens=DISCOVER,
-    lm_head=DISCOVER,
-    ln_final=DISCOVER,
     residual="custom",
     notes=(
         "Pegasus-X encoder layers attend over a block-padded sequence plus global tokens, so "

@@ -1,8 +1,6 @@
 """BERT-style post-norm encoders with a masked-LM head."""
 
-from crystalbox.arch.spec import DISCOVER, ArchSpec
-
-_FOUND = {"layers": DISCOVER, "embed_tokens": DISCOVER, "lm_head": DISCOVER, "ln_final": DISCOVER}
+from crystalbox.arch.spec import ArchSpec, quirks_only
 
 BERT = ArchSpec(
     model_types=("bert",),
@@ -22,18 +20,16 @@ BERT = ArchSpec(
     ),
 )
 
-DISTILBERT = ArchSpec(
+DISTILBERT = quirks_only(
     model_types=("distilbert",),
-    **_FOUND,
     attention=("attention",),
     mlp=("ffn",),
     residual="post_norm",
     notes=("post-norm: sa_layer_norm / output_layer_norm follow each residual sum",),
 )
 
-POST_NORM_ENCODERS = ArchSpec(
+POST_NORM_ENCODERS = quirks_only(
     model_types=("gte", "nomic_bert", "jina_embeddings_v3"),
-    **_FOUND,
     attention=("self_attn",),
     attention_output=("self_attn",),  # its post_attention_layernorm follows the residual sum
     mlp=("mlp",),
@@ -42,9 +38,8 @@ POST_NORM_ENCODERS = ArchSpec(
     notes=("post-norm: post_attention_layernorm / post_mlp_layernorm follow each residual sum",),
 )
 
-FNET = ArchSpec(
+FNET = quirks_only(
     model_types=("fnet",),
-    **_FOUND,
     attention=None,
     mixer=("fourier",),
     mlp=("intermediate",),

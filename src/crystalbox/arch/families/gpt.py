@@ -1,6 +1,6 @@
 """GPT-2 style and other early decoder layouts."""
 
-from crystalbox.arch.spec import DISCOVER, ArchSpec
+from crystalbox.arch.spec import ArchSpec, quirks_only
 
 GPT2 = ArchSpec(
     model_types=("gpt2",),
@@ -110,12 +110,8 @@ RWKV = ArchSpec(
     ),
 )
 
-PERSIMMON = ArchSpec(
+PERSIMMON = quirks_only(
     model_types=("persimmon", "fuyu"),
-    layers=DISCOVER,
-    embed_tokens=DISCOVER,
-    lm_head=DISCOVER,
-    ln_final=DISCOVER,
     qkv_layout="interleaved",
     notes=("fused query_key_value laid out [heads, 3, head_dim], like GPT-NeoX",),
 )

@@ -3,13 +3,10 @@
 Paths are discovered; each spec declares the per-layer roles and how the residual is formed.
 """
 
-from crystalbox.arch.spec import DISCOVER, ArchSpec
+from crystalbox.arch.spec import quirks_only
 
-_FOUND = {"layers": DISCOVER, "embed_tokens": DISCOVER, "lm_head": DISCOVER, "ln_final": DISCOVER}
-
-INKLING = ArchSpec(
+INKLING = quirks_only(
     model_types=("inkling_text",),
-    **_FOUND,
     attention_output=("attn_sconv",),
     mlp_output=("mlp_sconv",),
     notes=(
@@ -18,9 +15,8 @@ INKLING = ArchSpec(
     ),
 )
 
-INKLING2 = ArchSpec(
+INKLING2 = quirks_only(
     model_types=("inkling2_text",),
-    **_FOUND,
     residual="custom",
     notes=(
         "layers mix a running set of earlier block outputs into the residual (block residuals), "
@@ -28,9 +24,8 @@ INKLING2 = ArchSpec(
     ),
 )
 
-LFM3 = ArchSpec(
+LFM3 = quirks_only(
     model_types=("lfm3",),
-    **_FOUND,
     attention=("self_attn",),
     mixer=("conv",),
     mlp=("feed_forward",),
@@ -42,9 +37,8 @@ LFM3 = ArchSpec(
     ),
 )
 
-RECURRENT_GEMMA = ArchSpec(
+RECURRENT_GEMMA = quirks_only(
     model_types=("recurrent_gemma",),
-    **_FOUND,
     attention=None,
     mixer=("temporal_block",),
     mlp=("mlp_block",),
@@ -54,9 +48,8 @@ RECURRENT_GEMMA = ArchSpec(
     ),
 )
 
-GRANITE_MOE_HYBRID = ArchSpec(
+GRANITE_MOE_HYBRID = quirks_only(
     model_types=("granitemoehybrid",),
-    **_FOUND,
     mixer=("mamba",),
     mlp=("block_sparse_moe", "shared_mlp"),
     router=("block_sparse_moe.router",),
@@ -67,9 +60,8 @@ GRANITE_MOE_HYBRID = ArchSpec(
     ),
 )
 
-MINIMAX = ArchSpec(
+MINIMAX = quirks_only(
     model_types=("minimax",),
-    **_FOUND,
     mixer=None,
     residual="scaled",
     notes=(
@@ -77,9 +69,8 @@ MINIMAX = ArchSpec(
     ),
 )
 
-ZAMBA = ArchSpec(
+ZAMBA = quirks_only(
     model_types=("zamba", "zamba2"),
-    **_FOUND,
     residual="custom",
     notes=(
         "hybrid layers run a shared transformer block on [hidden, embeddings] and feed its "
@@ -87,9 +78,8 @@ ZAMBA = ArchSpec(
     ),
 )
 
-LONGCAT_FLASH = ArchSpec(
+LONGCAT_FLASH = quirks_only(
     model_types=("longcat_flash",),
-    **_FOUND,
     residual="custom",
     notes=(
         "each layer holds two attention + MLP pairs (self_attn[0..1], mlps[0..1]) and a shortcut "
@@ -97,9 +87,8 @@ LONGCAT_FLASH = ArchSpec(
     ),
 )
 
-XLSTM = ArchSpec(
+XLSTM = quirks_only(
     model_types=("xlstm",),
-    **_FOUND,
     residual="custom",
     notes=("xLSTM blocks (mLSTM cell and feed-forward) are not split into sub-layers",),
 )

@@ -1,13 +1,10 @@
 """Architectures whose residual stream is not one ``[batch, pos, d_model]`` tensor per token:
 sequence-first layouts, several parallel streams, or positions that are not the input tokens."""
 
-from crystalbox.arch.spec import DISCOVER, ArchSpec
+from crystalbox.arch.spec import quirks_only
 
-_FOUND = {"layers": DISCOVER, "embed_tokens": DISCOVER, "lm_head": DISCOVER, "ln_final": DISCOVER}
-
-XLNET = ArchSpec(
+XLNET = quirks_only(
     model_types=("xlnet",),
-    **_FOUND,
     attention=("rel_attn",),
     mlp=("ff",),
     residual="post_norm",
@@ -18,9 +15,8 @@ XLNET = ArchSpec(
     ),
 )
 
-HYPER_CONNECTIONS = ArchSpec(
+HYPER_CONNECTIONS = quirks_only(
     model_types=("deepseek_v4", "hy_v4"),
-    **_FOUND,
     residual="custom",
     stream_layout="batch pos streams d_model",
     positions="other",
@@ -31,9 +27,8 @@ HYPER_CONNECTIONS = ArchSpec(
     ),
 )
 
-FLAT_HYPER_CONNECTIONS = ArchSpec(
+FLAT_HYPER_CONNECTIONS = quirks_only(
     model_types=("qwen4_exp", "qwen4_exp_text"),
-    **_FOUND,
     residual="custom",
     stream_layout="batch pos streams*d_model",
     notes=(
@@ -42,9 +37,8 @@ FLAT_HYPER_CONNECTIONS = ArchSpec(
     ),
 )
 
-ALTUP = ArchSpec(
+ALTUP = quirks_only(
     model_types=("gemma3n_text", "gemma3n"),
-    **_FOUND,
     residual="custom",
     stream_layout="streams batch pos d_model",
     notes=(
@@ -53,9 +47,8 @@ ALTUP = ArchSpec(
     ),
 )
 
-OTHER_POSITIONS = ArchSpec(
+OTHER_POSITIONS = quirks_only(
     model_types=("blt", "longformer"),
-    **_FOUND,
     positions="other",
     notes=(
         "the stream's positions are not the input tokens: BLT runs over byte patches, "
@@ -63,9 +56,8 @@ OTHER_POSITIONS = ArchSpec(
     ),
 )
 
-PROPHETNET = ArchSpec(
+PROPHETNET = quirks_only(
     model_types=("prophetnet",),
-    **_FOUND,
     positions="other",
     residual="post_norm",
     notes=(
@@ -74,9 +66,8 @@ PROPHETNET = ArchSpec(
     ),
 )
 
-CPMANT = ArchSpec(
+CPMANT = quirks_only(
     model_types=("cpmant",),
-    **_FOUND,
     attention=("self_att.self_attention",),
     mlp=("ffn.ffn",),
     positions="other",

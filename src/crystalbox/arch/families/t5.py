@@ -1,13 +1,10 @@
 """T5-style blocks: a list of sub-layers (self-attention, cross-attention, feed-forward), each
 adding its own residual; and T5Gemma's encoder-decoder with sandwich norms."""
 
-from crystalbox.arch.spec import DISCOVER, ArchSpec
+from crystalbox.arch.spec import quirks_only
 
-_FOUND = {"layers": DISCOVER, "embed_tokens": DISCOVER, "lm_head": DISCOVER, "ln_final": DISCOVER}
-
-T5_LIKE = ArchSpec(
+T5_LIKE = quirks_only(
     model_types=("t5", "mt5", "umt5", "longt5", "switch_transformers"),
-    **_FOUND,
     attention=(
         "layer.0.SelfAttention",
         "layer.0.LocalSelfAttention",
@@ -24,9 +21,8 @@ T5_LIKE = ArchSpec(
     ),
 )
 
-T5GEMMA = ArchSpec(
+T5GEMMA = quirks_only(
     model_types=("t5gemma",),
-    **_FOUND,
     attention=("self_attn",),
     attention_output=("post_self_attn_layernorm",),
     cross_attention=("cross_attn",),
