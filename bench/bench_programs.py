@@ -50,6 +50,7 @@ def run_one(
     compile_kernels: bool,
     sampler: str = "gumbel_soft",
     out_dir: Path | None = CHECKPOINTS,
+    num_mlp_init: str = "normal",
 ) -> dict[str, Any]:
     task = make_task(task_name)
     published = PUBLISHED[task_name]
@@ -61,6 +62,7 @@ def run_one(
         compile=compile_kernels,
         progress=False,
         sampler=sampler,  # type: ignore[arg-type]
+        num_mlp_init=num_mlp_init,  # type: ignore[arg-type]
     )
     trained = train_program(task, config, train_config)
     result = trained.result
@@ -72,6 +74,7 @@ def run_one(
         "epochs_run": result.epochs_run,
         "steps": result.steps,
         "sampler": train_config.sampler,
+        "num_mlp_init": train_config.num_mlp_init,
         "config": f"k={config.d_var} L={config.n_layers} H={config.n_cat_heads}+{config.n_num_heads} "
         f"M={config.n_cat_mlps}+{config.n_num_mlps}",
         "val_acc": round(result.val_acc, 2),
@@ -118,6 +121,11 @@ def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) ->
     }
 
 
+def _series(run: dict[str, Any]) -> tuple[int, str, str]:
+    """Runs of one series share epochs, sampler and numerical-MLP initialisation."""
+    return run["epochs"], run.get("sampler", "gumbel_hard"), run.get("num_mlp_init", "normal")
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     """One row per task: the runs of the series (same epochs and sampler) of its best-val run."""
     lines = [
@@ -146,8 +154,8 @@ def table(runs: list[dict[str, Any]]) -> str:
             continue
         # the series (epochs, sampler) holding the run with the best validation accuracy
         top = max(mine, key=lambda r: r["val_acc"])
-        series = (top["epochs"], top.get("sampler"))
-        mine = [r for r in mine if (r["epochs"], r.get("sampler")) == series]
+        series = _series(top)
+        mine = [r for r in mine if _series(r) == series]
         best = max(mine, key=lambda r: r["val_acc"])
         tests = [r["test_acc"] for r in mine]
         std = statistics.stdev(tests) if len(tests) > 1 else 0.0
@@ -155,8 +163,9 @@ def table(runs: list[dict[str, Any]]) -> str:
         ran = statistics.mean(r.get("epochs_run", r["epochs"]) for r in mine)
         steps = [r["ms_per_step"] for r in mine if r.get("ms_per_step")]
         ms = f"{statistics.median(steps):.0f}" if steps else "—"
+        init = ", MLP init on domain" if series[2] == "domain" else ""
         lines.append(
-            f"| {name} | {best['config']} | {series[1]} | {series[0]} / {ran:.0f} | {len(mine)} | "
+            f"| {name} | {best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
             f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
             f"{walls:.0f} | {ms} | {paper} | {repro} | {base_cell} |"
         )
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="torch.compile the kernels")
     parser.add_argument("--sampler", default="gumbel_soft", choices=["gumbel_soft", "gumbel_hard"])
+    parser.add_argument("--num-mlp-init", default="normal", choices=["normal", "domain"])
     parser.add_argument("--out-dir", type=Path, default=CHECKPOINTS, help="best checkpoints")
     parser.add_argument(
         "--baseline", action="store_true", help="train the standard transformer instead"
@@ -193,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.compile,
                         args.sampler,
                         args.out_dir,
+                        args.num_mlp_init,
                     )
                 print(json.dumps(run), flush=True)
                 runs.append(run)

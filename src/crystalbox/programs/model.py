@@ -269,6 +269,24 @@ class ProgramTransformer(nn.Module):
         self.classifier_cat = _logits(n_cat, config.d_var, config.n_classes)
         self.classifier_num = _logits(n_num, config.n_classes)
 
+    @torch.no_grad()
+    def init_numerical_mlps_on_domain(self) -> None:
+        """Re-initialise numerical MLPs so each hidden unit's ReLU kink crosses the input domain.
+
+        Numerical MLP inputs are counts in ``[0, n_ctx]``; with weights and biases drawn
+        independently most kinks fall outside that square, leaving the units linear on it.
+        Here unit ``d`` gets a random direction ``w1[:, d]`` and a bias placing its kink
+        through a uniform random point of ``[0, n_ctx]^2`` (uses the global torch RNG).
+        """
+        for module in self.layers:
+            layer = cast(ProgramLayer, module)
+            m, d_in, d = layer.num_mlp_w1.shape
+            if not m:
+                continue
+            layer.num_mlp_w1.normal_()
+            anchor = torch.rand(m, d_in, d) * self.config.n_ctx
+            layer.num_mlp_b1.copy_(-(layer.num_mlp_w1 * anchor).sum(1))
+
     def use_compiled_kernels(self, enabled: bool = True) -> None:
         """Run the relaxed attention through ``torch.compile`` (faster training on CPU)."""
         for layer in self.layers:

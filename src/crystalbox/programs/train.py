@@ -11,7 +11,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -61,6 +61,9 @@ class TrainConfig:
     progress: bool = True
     stop_at: float = 100.0
     stop_patience: int | None = 5
+    num_mlp_init: Literal["normal", "domain"] = (
+        "normal"  # "domain": see init_numerical_mlps_on_domain
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -69,6 +72,8 @@ class TrainConfig:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
         if self.stop_patience is not None and self.stop_patience < 1:
             problems.append(f"stop_patience must be positive or None, got {self.stop_patience}")
+        if self.num_mlp_init not in ("normal", "domain"):
+            problems.append(f"num_mlp_init must be 'normal' or 'domain', got {self.num_mlp_init!r}")
         if self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
         if self.sampler not in SAMPLERS or self.sampler == "argmax":
@@ -192,7 +197,10 @@ def train_program(
         )
     device = _device(train_config)
     torch.manual_seed(train_config.seed)
-    model = ProgramTransformer(model_config).to(device)
+    model = ProgramTransformer(model_config)
+    if train_config.num_mlp_init == "domain":
+        model.init_numerical_mlps_on_domain()
+    model = model.to(device)
     model.use_compiled_kernels(train_config.compile and device.type == "cpu" and _compiler_works())
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
     inputs = torch.as_tensor(data.train.inputs, device=device)
