@@ -126,9 +126,10 @@ def decompile(
     )
     discrete = read_discrete(model, *vocabs)  # 1. extract the argmax structure
     full = build_program(discrete, task)  # 2. the typed IR with reachable domains
-    program = simplify(full)  # 3. exact simplifications
-    references = {name: model_predictions(model, ids) for name, ids in inputs.items()}
-    if prune and EXHAUSTIVE in inputs:
+    program = simplify(full)  # 3. exact simplifications ...
+    wanted = inputs if check else {k: v for k, v in inputs.items() if k == EXHAUSTIVE and prune}
+    references = {name: model_predictions(model, ids) for name, ids in wanted.items()}
+    if prune and EXHAUSTIVE in inputs:  # ... and pruning verified on the whole input space
         program = prune_features(program, inputs[EXHAUSTIVE], references[EXHAUSTIVE])
     text = render(program)  # 4. self-contained Python
     report = None
