@@ -72,6 +72,12 @@ class ArchSpec:
     # "tokens": one stream position per input token; "other": byte patches, a learned prompt
     # prefix, n-gram streams (the layer shape check then leaves the pos axis free)
     positions: Literal["tokens", "other"] = "tokens"
+    # whether self-attention is causal; None: causal exactly when the model is a causal LM.
+    # False for XLNet, whose causal-LM head reads bidirectional attention
+    attention_causal: bool | None = None
+    # False where a module's own softmax is not its attention matrix (Nystromformer, YOSO and
+    # MRA approximate attention; ProphetNet mixes n-gram streams): no probabilities there
+    probe_softmax: bool = True
     # some rows of attention probabilities sum to < 1: learned sink logits take the rest (gpt-oss)
     attention_sinks: bool = False
     # config attribute names, first present wins

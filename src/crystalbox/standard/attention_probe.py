@@ -175,8 +175,9 @@ def _interface_caller(attention: nn.Module | None) -> nn.Module | None:
 
 def probe_module(attention: nn.Module | None) -> nn.Module | None:
     """The module under ``attention`` that holds the probe (None when it has none)."""
-    caller = _interface_caller(attention)
-    return caller if caller is not None and PROBE_NAME in caller._modules else None
+    if attention is None:
+        return None
+    return next((m for m in attention.modules() if PROBE_NAME in m._modules), None)
 
 
 def _uses_interface(module: nn.Module) -> bool:

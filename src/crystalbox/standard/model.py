@@ -10,9 +10,10 @@ from torch import nn
 
 from crystalbox import _nnsight
 from crystalbox.arch.resolve import ResolvedArch, resolve_arch
+from crystalbox.arch.spec import ArchSpec
 from crystalbox.errors import CrystalboxError
 from crystalbox.loading import PIPELINE_TASK, LoadedModel, load_model
-from crystalbox.standard import stack
+from crystalbox.standard import softmax_probe, stack
 from crystalbox.standard.accessors import (
     LayerAccessor,
     ModuleAccessor,
@@ -68,12 +69,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
             stack.attention_modules(encoder_layers, arch.encoder.attention) if arch.encoder else []
         )
         every_attention = attention_modules + encoder_attention
-        every_probe = install_probes(loaded.model, every_attention)
-        if any(every_probe) and not _probes_transparent(loaded, reference):
-            # this architecture's code depends on the attention implementation's name: keep it
-            # untouched and go without attention probabilities rather than change its outputs
-            uninstall_probes(loaded.model, every_attention)
-            every_probe = [None] * len(every_attention)
+        every_probe = _install_every_probe(loaded, arch.spec, every_attention, reference)
         if any(every_probe):
             # a trace that fails before reaching an armed layer must not leave it armed
             loaded.model.register_forward_hook(_disarm_hook(every_probe), always_call=True)
@@ -351,6 +347,40 @@ class StandardizedTransformer(_nnsight.BaseModel):
         from crystalbox.validation import describe
 
         return describe(self)
+
+
+def _install_every_probe(
+    loaded: LoadedModel,
+    spec: ArchSpec,
+    modules: list[nn.Module | None],
+    reference: tuple[dict[str, torch.Tensor], torch.Tensor],
+) -> list[Any]:
+    """Probes on every attention module: through transformers' attention interface where the
+    module uses it, else on the module's own softmax where a trial run shows that works. If the
+    unarmed model's logits change at all, no probes (the outputs matter more)."""
+    probes: list[Any] = install_probes(loaded.model, modules)
+    rest = [m if p is None else None for m, p in zip(modules, probes, strict=True)]
+    if spec.probe_softmax and any(m is not None for m in rest):
+        causal = loaded.task == "causal" if spec.attention_causal is None else spec.attention_causal
+        inputs = reference[0]
+
+        def trial() -> torch.Tensor:
+            with torch.no_grad():
+                return loaded.model(**inputs).logits
+
+        fired = softmax_probe.keep_firing(
+            rest, softmax_probe.install_softmax_probes(rest, causal), trial
+        )
+        probes = [p if p is not None else f for p, f in zip(probes, fired, strict=True)]
+    if any(probes) and not _probes_transparent(loaded, reference):
+        # this architecture's code depends on the attention implementation's name: keep it
+        # untouched and go without attention probabilities rather than change its outputs
+        for module in modules:
+            if module is not None:
+                softmax_probe.remove_softmax_probe(module)
+        uninstall_probes(loaded.model, modules)
+        probes = [None] * len(modules)
+    return probes
 
 
 def _disarm_hook(probes: list[Any]) -> Any:

@@ -428,9 +428,7 @@ OVERRIDES: dict[str, Override] = {
 
 
 # Fixes that depend on the task kind as well.
-KIND_OVERRIDES: dict[tuple[str, Kind], Override] = {
-    ("reformer", "causal"): _set(is_decoder=True),
-}
+KIND_OVERRIDES: dict[tuple[str, Kind], Override] = {}
 
 
 # Arguments for the default config where the plain default fails validation.
@@ -452,6 +450,10 @@ def tiny_config_dict(model_type: str, kind: Kind) -> dict[str, Any]:
         OVERRIDES[model_type](d)
     if (model_type, kind) in KIND_OVERRIDES:
         KIND_OVERRIDES[model_type, kind](d)
+    if kind == "causal":
+        # what transformers asks of encoder families used as causal LMs (BERT, RoFormer, ...);
+        # decoder-only families ignore it
+        d["is_decoder"] = True
     return d
 
 

@@ -48,4 +48,13 @@ FNET = quirks_only(
     notes=("token mixing by a Fourier transform (a mixer, no attention); post-norm",),
 )
 
-SPECS = (BERT, DISTILBERT, POST_NORM_ENCODERS, FNET)
+APPROXIMATE_ATTENTION = quirks_only(
+    model_types=("nystromformer", "yoso", "mra"),
+    probe_softmax=False,
+    notes=(
+        "approximate attention (Nystrom landmarks, LSH sampling, multi-resolution blocks): no "
+        "full attention matrix exists, so no attention probabilities",
+    ),
+)
+
+SPECS = (BERT, DISTILBERT, POST_NORM_ENCODERS, FNET, APPROXIMATE_ATTENTION)

@@ -116,4 +116,31 @@ PERSIMMON = quirks_only(
     notes=("fused query_key_value laid out [heads, 3, head_dim], like GPT-NeoX",),
 )
 
-SPECS = (PERSIMMON, GPT2, GPT_NEOX, OPT, BLOOM, OPENAI_GPT, MPT, DBRX, RWKV)
+GPT_NEOX_JAPANESE = quirks_only(
+    model_types=("gpt_neox_japanese",),
+    qkv_layout="interleaved",
+    notes=("fused query_key_value laid out [heads, 3, head_dim], like GPT-NeoX",),
+)
+
+CODEGEN = quirks_only(
+    model_types=("codegen",),
+    qkv_layout="none",
+    notes=(
+        "the fused qkv_proj is split in model-parallel groups: per-head queries/keys/values "
+        "are not exposed (per-head outputs are)",
+    ),
+)
+
+SPECS = (
+    PERSIMMON,
+    GPT_NEOX_JAPANESE,
+    CODEGEN,
+    GPT2,
+    GPT_NEOX,
+    OPT,
+    BLOOM,
+    OPENAI_GPT,
+    MPT,
+    DBRX,
+    RWKV,
+)

@@ -9,9 +9,11 @@ XLNET = quirks_only(
     mlp=("ff",),
     residual="post_norm",
     stream_layout="pos batch d_model",
+    attention_causal=False,
     notes=(
         "XLNet passes hidden states as [pos, batch, d_model]; the accessors transpose them",
         "post-norm: the attention and feed-forward modules add the residual and normalise",
+        "its causal-LM head reads bidirectional attention (no permutation mask at inference)",
     ),
 )
 
@@ -60,7 +62,9 @@ PROPHETNET = quirks_only(
     model_types=("prophetnet",),
     positions="other",
     residual="post_norm",
+    probe_softmax=False,
     notes=(
+        "n-gram attention mixes the main and predicting streams: no attention probabilities",
         "the decoder carries the main stream and its n-gram prediction streams concatenated "
         "along pos; post-norm",
     ),
