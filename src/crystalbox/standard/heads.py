@@ -122,10 +122,12 @@ class HeadAccessor:
         layouts: list[HeadLayout | None],
         attention_envoy: Callable[[int], Any],
         part: Part,
+        pos_first: bool = False,
     ) -> None:
         self._layouts = layouts
         self._attention_envoy = attention_envoy
         self._part = part
+        self._pos_first = pos_first  # the model passes [pos, batch, ...] (XLNet, FSMT)
 
     def __len__(self) -> int:
         return len(self._layouts)
@@ -161,11 +163,13 @@ class HeadAccessor:
 
     def __getitem__(self, index: int) -> torch.Tensor:
         layout, raw = self._raw(index)
-        return head_view(layout, self._part, raw)
+        view = head_view(layout, self._part, raw)
+        return view.transpose(0, 1) if self._pos_first else view
 
     def __setitem__(self, index: int, value: torch.Tensor) -> None:
         layout, raw = self._raw(index)
         view = head_view(layout, self._part, raw)
+        view = view.transpose(0, 1) if self._pos_first else view
         if tuple(value.shape) != tuple(view.shape):
             raise ValueError(
                 f"per-head {_WHAT[self._part]} of layer {index} have shape {list(view.shape)} "

@@ -121,10 +121,18 @@ class StandardizedTransformer(_nnsight.BaseModel):
         self._head_layouts = [
             resolve_heads(module, config, arch.spec.qkv_layout) for module in attention_modules
         ]
-        self.attention_queries = HeadAccessor(self._head_layouts, self._attention_envoy, "q")
-        self.attention_keys = HeadAccessor(self._head_layouts, self._attention_envoy, "k")
-        self.attention_values = HeadAccessor(self._head_layouts, self._attention_envoy, "v")
-        self.attention_heads_output = HeadAccessor(self._head_layouts, self._attention_envoy, "z")
+        self.attention_queries = HeadAccessor(
+            self._head_layouts, self._attention_envoy, "q", pos_first
+        )
+        self.attention_keys = HeadAccessor(
+            self._head_layouts, self._attention_envoy, "k", pos_first
+        )
+        self.attention_values = HeadAccessor(
+            self._head_layouts, self._attention_envoy, "v", pos_first
+        )
+        self.attention_heads_output = HeadAccessor(
+            self._head_layouts, self._attention_envoy, "z", pos_first
+        )
         self.attention_probabilities = ProbabilityAccessor(
             probes,
             [self._probe_envoy(i) if probes[i] is not None else None for i in range(n)],

@@ -1,7 +1,7 @@
 """Attention probabilities of attention modules that compute softmax themselves (BLOOM, GPT-J,
 T5, DeBERTa, ...): while a probe is armed, the module's first softmax over a ``[batch, heads, q,
-k]`` tensor passes through the probe module, where nnsight reads or replaces it, and the module
-goes on with whatever comes out.
+k]`` tensor (or ``[batch * heads, q, k]``, seen as the former) passes through the probe module,
+where nnsight reads or replaces it, and the module goes on with whatever comes out.
 
 Only installed where a trial run shows the probe fires and the unarmed model is unchanged.
 The softmax functions are wrapped only during the module's own forward call, and pass results
@@ -23,11 +23,13 @@ from crystalbox.standard.attention_probe import PROBE_NAME
 class SoftmaxProbe(nn.Module):
     """Identity on attention probabilities ``[batch, heads, q, k]``, fed by the wrapped softmax."""
 
-    def __init__(self, causal: bool) -> None:
+    def __init__(self, causal: bool, heads: int | None) -> None:
         super().__init__()
         self.armed = False
         self.fired = False
         self.causal = causal
+        # older code (BART, XGLM) folds heads into the batch: [batch * heads, q, k]
+        self.heads = heads
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         return probs
@@ -42,7 +44,8 @@ def install_softmax_probes(
         if module is None or hasattr(module, PROBE_NAME):
             probes.append(None)
             continue
-        probe = SoftmaxProbe(causal)
+        heads = getattr(module, "num_heads", None) or getattr(module, "n_heads", None)
+        probe = SoftmaxProbe(causal, heads if isinstance(heads, int) else None)
         module.add_module(PROBE_NAME, probe)
         state: dict[str, Any] = {}
         module.register_forward_pre_hook(_start(probe, state))
@@ -118,10 +121,17 @@ def _routed_softmax(probe: SoftmaxProbe) -> Iterator[None]:
     method = torch.Tensor.softmax
 
     def route(result: torch.Tensor) -> torch.Tensor:
-        if not probe.armed or probe.fired or result.dim() != 4:
+        if not probe.armed or probe.fired:
             return result
-        probe.fired = True
-        return probe(result)
+        if result.dim() == 4:
+            probe.fired = True
+            return probe(result)
+        heads = probe.heads
+        if result.dim() == 3 and heads and result.shape[0] % heads == 0:
+            probe.fired = True
+            per_head = result.unflatten(0, (-1, heads))  # [batch, heads, q, k]
+            return probe(per_head).flatten(0, 1)
+        return result
 
     def functional_softmax(*args: Any, **kwargs: Any) -> torch.Tensor:
         return route(functional(*args, **kwargs))
