@@ -6,6 +6,8 @@ match selects BOS; numerical heads sum over all matches) without torch.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from crystalbox.programs.decompile.ir import (
@@ -47,28 +49,36 @@ def _match(step: Select | SelectSum, env: dict[str, np.ndarray], allowed: np.nda
     return (keys[:, None, :] == wanted[:, :, None]) & (wanted[:, :, None] != NO_MATCH) & allowed
 
 
-def _lookup(step: Lookup, program: Program, env: dict[str, np.ndarray]) -> np.ndarray:
-    """Dense table over each input's value range; entries missing from the table give default."""
-    offsets, shape = [], []
-    for name in step.inputs:
-        values = program.variable(name).domain.values
-        lo = 0 if isinstance(program.variable(name).domain, CategoricalDomain) else min(values)
-        offsets.append(lo)
-        shape.append(max(values) - lo + 1)
+@functools.lru_cache(maxsize=128)
+def _dense_table(step: Lookup, offsets: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """The table as an array over each input's value range (missing entries: default)."""
     fill = step.default if step.default is not None else NO_MATCH
     dense = np.full(shape, fill, dtype=np.int64)
-    for key, out in step.table:
-        index = tuple(v - lo for v, lo in zip(key, offsets, strict=True))
-        if all(0 <= i < s for i, s in zip(index, shape, strict=True)):
-            dense[index] = out
+    if step.table:
+        keys = np.asarray([key for key, _ in step.table], dtype=np.int64) - np.asarray(offsets)
+        outputs = np.asarray([out for _, out in step.table], dtype=np.int64)
+        inside = ((keys >= 0) & (keys < np.asarray(shape))).all(axis=1)
+        dense[tuple(keys[inside].T)] = outputs[inside]
+    return dense
+
+
+def _lookup(step: Lookup, program: Program, env: dict[str, np.ndarray]) -> np.ndarray:
+    """Index the dense table; inputs outside it give the default."""
+    offsets, shape = [], []
+    for name in step.inputs:
+        domain = program.variable(name).domain
+        lo = 0 if isinstance(domain, CategoricalDomain) else domain.lo
+        offsets.append(lo)
+        shape.append(max(domain.values) - lo + 1)
+    dense = _dense_table(step, tuple(offsets), tuple(shape))
     index_arrays = []
     inside = np.ones(env["tokens"].shape, dtype=bool)
     for name, lo, size in zip(step.inputs, offsets, shape, strict=True):
         idx = env[name] - lo
         inside &= (idx >= 0) & (idx < size)
         index_arrays.append(np.clip(idx, 0, size - 1))
-    out = dense[tuple(index_arrays)]
-    return np.where(inside, out, fill)
+    fill = step.default if step.default is not None else NO_MATCH
+    return np.where(inside, dense[tuple(index_arrays)], fill)
 
 
 def execute_trace(program: Program, tokens: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
