@@ -238,3 +238,39 @@ def test_encoder_layers_are_standardized_too(make_tiny, model_type):
     finally:
         handle.remove()
     assert torch.equal(edited, raw)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "kind"),
+    [
+        pytest.param("gptj", "causal", id="gptj-own-softmax"),
+        pytest.param("bloom", "causal", id="bloom-own-softmax"),
+        pytest.param("xglm", "causal", id="xglm-heads-in-batch"),
+        pytest.param("t5", "seq2seq", id="t5"),
+    ],
+)
+def test_probabilities_of_modules_with_their_own_softmax(make_tiny, model_type, kind):
+    model = make_tiny(model_type, kind)
+    assert model.attention_probabilities.available(0)
+    _check(model.validate(), "attention write changes logits")
+    inputs = model.validation_inputs()
+    with torch.no_grad(), model.trace(dict(inputs)):
+        probs = _nnsight.save(model.attention_probabilities[0])
+        plain = _nnsight.save(model.logits)
+    assert probs.dim() == 4
+    torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs.sum(-1)))
+    # armed without a write, the model computes the same (an sdpa model runs that one layer's
+    # eager attention then, which rounds differently)
+    with torch.no_grad():
+        raw = model.hf_model(**inputs).logits
+    torch.testing.assert_close(plain, raw, rtol=0, atol=1e-5)
+    # a write is what the module computes with: doubling every weight doubles the attention
+    # output before its projection, which changes the logits
+    with torch.no_grad(), model.trace(dict(inputs)):
+        model.attention_probabilities[0] = model.attention_probabilities[0] * 2
+        doubled = _nnsight.save(model.logits)
+    assert not torch.equal(doubled, raw)
+    with torch.no_grad(), model.trace(dict(inputs)):
+        model.attention_probabilities[0] = model.attention_probabilities[0] * 1
+        same = _nnsight.save(model.logits)
+    torch.testing.assert_close(same, raw, rtol=0, atol=1e-5)
