@@ -221,7 +221,24 @@ def _pair_test(names: list[str], domains: list[Domain], keys: list[tuple[int, ..
         "(" + ", ".join(_label(d, v) for d, v in zip(domains, k, strict=True)) + ")"
         for k in sorted(keys)
     )
-    return f"({', '.join(names)}) in {{{items}}}"
+    as_set = f"({', '.join(names)}) in {{{items}}}"
+    spans = _spans(by_first) if all(d.labels is None for d in domains) else None
+    if spans is None:
+        return as_set
+    per_first = ", ".join(f"{a}: ({lo}, {hi + 1})" for a, (lo, hi) in spans.items())
+    as_ranges = f"{names[1]} in range(*{{{per_first}}}.get({names[0]}, (0, 0)))"
+    return as_ranges if len(as_ranges) < len(as_set) else as_set
+
+
+def _spans(by_first: dict[int, set[int]]) -> dict[int, tuple[int, int]] | None:
+    """Per first value, the second values as one inclusive run; ``None`` if one is not."""
+    spans = {}
+    for a, seconds in sorted(by_first.items()):
+        lo, hi = min(seconds), max(seconds)
+        if hi - lo + 1 != len(seconds):
+            return None
+        spans[a] = (lo, hi)
+    return spans
 
 
 def _param(program: Program, name: str) -> str:
