@@ -91,3 +91,17 @@ def test_emitter_indents_blocks():
     namespace: dict[str, object] = {}
     exec(out.source(), namespace)
     assert np.array_equal([namespace["f"](1), namespace["f"](0)], [1, 0])  # type: ignore[operator]
+
+
+def test_large_numerical_regions_render_as_ranges_and_stay_exact():
+    from crystalbox.programs.decompile.ir import NumericalDomain
+    from crystalbox.programs.decompile.render import _pair_test
+
+    domain = NumericalDomain(0, 40)
+    keys = [(a, b) for a in range(41) for b in range(41) if 2 * b <= a]  # a half-plane
+    test = _pair_test(["a", "b"], [domain, domain], keys)
+    assert "range(" in test and len(test) < 600
+    inside = set(keys)
+    for a in range(41):
+        for b in range(41):
+            assert eval(test, {"a": a, "b": b}) == ((a, b) in inside)
