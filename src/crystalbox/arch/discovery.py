@@ -102,8 +102,10 @@ def _residual_form(model: nn.Module, layers: list[Any]) -> str:
     multiplier = getattr(config, "residual_multiplier", None)
     if (isinstance(multiplier, float) and multiplier != 1.0) or hasattr(config, "scale_depth"):
         return "scaled"  # Granite's residual_multiplier, MiniCPM's scale_depth
-    if layers and any(hasattr(layers[0], n) for n in ("layer_scalar", "attn_residual_add_idx")):
-        return "scaled"  # Gemma 4's per-layer scalar, depth-scaled residual adds
+    if layers and any(
+        hasattr(layers[0], n) for n in ("layer_scalar", "attn_residual_add_idx", "scaling_factor")
+    ):
+        return "scaled"  # Gemma 4's per-layer scalar, depth-scaled adds, ESM-C's branch scaling
     parallel = ("use_parallel_residual", "parallel_attn", "parallel_residual", "parallel_block")
     return "parallel" if any(getattr(config, k, None) is True for k in parallel) else "pre_norm"
 
