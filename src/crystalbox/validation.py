@@ -525,10 +525,23 @@ def describe(model: StandardizedTransformer) -> str:
     ]
     if any(arch.mixer):
         lines.append(f"mixer           {_per_layer(arch.mixer)}")
+    if any(arch.cross_attention):
+        lines.append(f"cross-attention {_per_layer(arch.cross_attention)}")
     if any(arch.router):
         lines.append(f"router          {_per_layer(arch.router)}")
     probes = sum(model.attention_probabilities.available(i) for i in range(arch.num_layers))
     lines.append(f"attention probs {probes}/{arch.num_layers} layers")
+    heads = [layout for layout in model._head_layouts if layout is not None]
+    if heads:
+        h = heads[0]
+        lines.append(
+            f"per-head        {len(heads)}/{arch.num_layers} layers: {h.heads} heads "
+            f"({h.kv_heads} key-value) x {h.head_dim}"
+            + (f", fused q/k/v ({h.fused})" if h.fused != "none" else "")
+        )
+    lines.append(f"residual        {arch.spec.residual}; stream [{arch.spec.stream_layout}]")
+    if arch.encoder is not None:
+        lines.append(f"encoder         {arch.encoder.num_layers} layers at {arch.encoder.layers}")
     if len(set(kinds)) > 1:
         lines.append("layer kinds     " + ", ".join(f"{i}:{k}" for i, k in enumerate(kinds)))
     lines += [f"note            {note}" for note in arch.spec.notes]
