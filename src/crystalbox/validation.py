@@ -8,20 +8,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from crystalbox import _nnsight
+from crystalbox.checks import CheckResult
 from crystalbox.errors import ValidationError
+from crystalbox.method_checks import method_checks
 
 if TYPE_CHECKING:
     from crystalbox.loading import LoadedModel
     from crystalbox.standard.model import StandardizedTransformer
 
 PROBE_TEXT = "The quick brown fox jumps over the lazy dog"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ def validate(model: StandardizedTransformer, *, attention: bool = True) -> Valid
     checks: list[CheckResult] = [_roles(model)]
     checks += _layer_checks(model, inputs)
     checks.append(_residual_check(model, inputs))
-    checks += _method_checks(model, inputs)
+    checks += method_checks(model, inputs)
     if attention:
         checks += _attention_checks(model, inputs)
         checks.append(_head_check(model, inputs))
@@ -147,87 +142,6 @@ def _layer_checks(
         ),
         CheckResult("logits == raw HF logits", diff == 0.0, f"max abs diff {diff:.3g}"),
     ]
-
-
-def _method_checks(
-    model: StandardizedTransformer, inputs: dict[str, torch.Tensor]
-) -> list[CheckResult]:
-    """project_on_vocab, steer and skip_layer, each against the raw model."""
-    if (
-        model.arch.spec.stream_layout != "batch pos d_model"
-        or model.arch.spec.positions != "tokens"
-    ):
-        why = "not checked: the stream is not one [batch, pos, d_model] tensor per token (declared)"
-        return [CheckResult("steer / skip_layer / project_on_vocab", True, why)]
-    head = model.hf_model.get_submodule(model.arch.lm_head)
-    if isinstance(head, (torch.nn.ModuleList, torch.nn.ModuleDict)):
-        why = f"not checked: lm_head is a {type(head).__name__} of heads (one per codebook)"
-        return [CheckResult("steer / skip_layer / project_on_vocab", True, why)]
-    n = model.num_layers
-    mid = n // 2
-    vector = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        with model.trace(dict(inputs)):
-            projected = _nnsight.save(model.project_on_vocab(model.layers_output[n - 1]))
-            logits = _nnsight.save(model.logits)
-        with model.trace(dict(inputs)):
-            model.steer(mid, vector)
-            steered = _nnsight.save(model.logits)
-        with model.trace(dict(inputs)):
-            model.skip_layer(mid)
-            skipped = _nnsight.save(model.logits)
-    layer = model._layer_modules[mid]
-    raw_steered = _raw_with_layer_hook(model, inputs, layer, lambda h, _x: h + vector.to(h))
-    raw_skipped = _raw_with_layer_hook(model, inputs, layer, lambda _h, x: x)
-    lens = (projected.float() - logits.float()).abs().max().item()
-    steer = (steered.float() - raw_steered.float()).abs().max().item()
-    return [
-        CheckResult(
-            "project_on_vocab(last layer) == logits",
-            lens <= 1e-4 * max(logits.abs().max().item(), 1.0),
-            f"max abs diff {lens:.2g}",
-        ),
-        CheckResult(
-            "steer == adding in a raw hook",
-            steer <= 1e-4 * max(raw_steered.abs().max().item(), 1.0)
-            and not torch.equal(steered, logits),
-            f"layer {mid}: max abs diff {steer:.2g}",
-        ),
-        CheckResult(
-            "skip_layer == passing the input through",
-            bool(torch.equal(skipped, raw_skipped)),
-            f"layer {mid}",
-        ),
-    ]
-
-
-def _raw_with_layer_hook(
-    model: StandardizedTransformer,
-    inputs: dict[str, torch.Tensor],
-    layer: torch.nn.Module,
-    edit: Any,  # (layer output hidden, layer input hidden) -> new output hidden
-) -> torch.Tensor:
-    """Raw HF logits with ``layer``'s output hidden states replaced by ``edit(...)``."""
-    seen: list[torch.Tensor] = []
-
-    def grab(_module: Any, args: Any, kwargs: Any) -> None:
-        seen.append(args[0] if args else kwargs["hidden_states"])
-
-    def replace(_module: Any, _args: Any, _kwargs: Any, output: Any) -> Any:
-        hidden = output[0] if isinstance(output, (tuple, list)) else output
-        new = edit(hidden, seen[-1])
-        return (new, *output[1:]) if isinstance(output, (tuple, list)) else new
-
-    handles = [
-        layer.register_forward_pre_hook(grab, with_kwargs=True),
-        layer.register_forward_hook(replace, with_kwargs=True),
-    ]
-    try:
-        with torch.no_grad():
-            return model.hf_model(**inputs).logits
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _encoder_checks(
@@ -506,48 +420,3 @@ def _attention_checks(
             f"layer {layer}: max logit change {changed:.3g}",
         ),
     ]
-
-
-def describe(model: StandardizedTransformer) -> str:
-    """The standardized structure of ``model`` as text."""
-    arch = model.arch
-    kinds = model.layer_kinds()
-    lines = [
-        f"model type      {arch.model_type} ({arch.source} spec), kind {model.kind}",
-        f"layers          {arch.num_layers} at {arch.layers}",
-        f"hidden size     {arch.hidden_size}   heads {arch.num_heads}   vocab {arch.vocab_size}",
-        f"embed_tokens    {arch.embed_tokens}",
-        f"ln_final        {arch.ln_final or '(none: declared absent)'}",
-        f"lm_head         {arch.lm_head}",
-        f"attention       {_per_layer(arch.attention)}",
-        f"mlp             {_per_layer(arch.mlp)}"
-        + (f" -> output at {_per_layer(arch.mlp_output)}" if arch.spec.mlp_output else ""),
-    ]
-    if any(arch.mixer):
-        lines.append(f"mixer           {_per_layer(arch.mixer)}")
-    if any(arch.cross_attention):
-        lines.append(f"cross-attention {_per_layer(arch.cross_attention)}")
-    if any(arch.router):
-        lines.append(f"router          {_per_layer(arch.router)}")
-    probes = sum(model.attention_probabilities.available(i) for i in range(arch.num_layers))
-    lines.append(f"attention probs {probes}/{arch.num_layers} layers")
-    heads = [layout for layout in model._head_layouts if layout is not None]
-    if heads:
-        h = heads[0]
-        lines.append(
-            f"per-head        {len(heads)}/{arch.num_layers} layers: {h.heads} heads "
-            f"({h.kv_heads} key-value) x {h.head_dim}"
-            + (f", fused q/k/v ({h.fused})" if h.fused != "none" else "")
-        )
-    lines.append(f"residual        {arch.spec.residual}; stream [{arch.spec.stream_layout}]")
-    if arch.encoder is not None:
-        lines.append(f"encoder         {arch.encoder.num_layers} layers at {arch.encoder.layers}")
-    if len(set(kinds)) > 1:
-        lines.append("layer kinds     " + ", ".join(f"{i}:{k}" for i, k in enumerate(kinds)))
-    lines += [f"note            {note}" for note in arch.spec.notes]
-    return "\n".join(lines)
-
-
-def _per_layer(paths: tuple[str | None, ...]) -> str:
-    distinct = sorted({p or "-" for p in paths})
-    return distinct[0] if len(distinct) == 1 else "/".join(distinct) + " (varies by layer)"

@@ -352,7 +352,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
 
     def info(self) -> str:
         """A readable description of the standardized structure."""
-        from crystalbox.validation import describe
+        from crystalbox.standard.describe import describe
 
         return describe(self)
 

@@ -145,7 +145,7 @@ def _routed_softmax(probe: SoftmaxProbe) -> Iterator[None]:
     probe.fired = False
     torch.nn.functional.softmax = functional_softmax  # type: ignore[assignment]
     torch.softmax = builtin_softmax  # type: ignore[assignment]
-    torch.Tensor.softmax = method_softmax  # type: ignore[method-assign]
+    torch.Tensor.softmax = method_softmax  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

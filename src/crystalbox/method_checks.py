@@ -1,0 +1,95 @@
+"""Validation of the editing methods against hooks on the raw model: ``project_on_vocab``,
+``steer`` and ``skip_layer``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from crystalbox import _nnsight
+from crystalbox.checks import CheckResult
+
+if TYPE_CHECKING:
+    from crystalbox.standard.model import StandardizedTransformer
+
+
+def method_checks(
+    model: StandardizedTransformer, inputs: dict[str, torch.Tensor]
+) -> list[CheckResult]:
+    """project_on_vocab, steer and skip_layer, each against the raw model."""
+    if (
+        model.arch.spec.stream_layout != "batch pos d_model"
+        or model.arch.spec.positions != "tokens"
+    ):
+        why = "not checked: the stream is not one [batch, pos, d_model] tensor per token (declared)"
+        return [CheckResult("steer / skip_layer / project_on_vocab", True, why)]
+    head = model.hf_model.get_submodule(model.arch.lm_head)
+    if isinstance(head, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+        why = f"not checked: lm_head is a {type(head).__name__} of heads (one per codebook)"
+        return [CheckResult("steer / skip_layer / project_on_vocab", True, why)]
+    n = model.num_layers
+    mid = n // 2
+    vector = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        with model.trace(dict(inputs)):
+            projected = _nnsight.save(model.project_on_vocab(model.layers_output[n - 1]))
+            logits = _nnsight.save(model.logits)
+        with model.trace(dict(inputs)):
+            model.steer(mid, vector)
+            steered = _nnsight.save(model.logits)
+        with model.trace(dict(inputs)):
+            model.skip_layer(mid)
+            skipped = _nnsight.save(model.logits)
+    layer = model._layer_modules[mid]
+    raw_steered = _raw_with_layer_hook(model, inputs, layer, lambda h, _x: h + vector.to(h))
+    raw_skipped = _raw_with_layer_hook(model, inputs, layer, lambda _h, x: x)
+    lens = (projected.float() - logits.float()).abs().max().item()
+    steer = (steered.float() - raw_steered.float()).abs().max().item()
+    return [
+        CheckResult(
+            "project_on_vocab(last layer) == logits",
+            lens <= 1e-4 * max(logits.abs().max().item(), 1.0),
+            f"max abs diff {lens:.2g}",
+        ),
+        CheckResult(
+            "steer == adding in a raw hook",
+            steer <= 1e-4 * max(raw_steered.abs().max().item(), 1.0)
+            and not torch.equal(steered, logits),
+            f"layer {mid}: max abs diff {steer:.2g}",
+        ),
+        CheckResult(
+            "skip_layer == passing the input through",
+            bool(torch.equal(skipped, raw_skipped)),
+            f"layer {mid}",
+        ),
+    ]
+
+
+def _raw_with_layer_hook(
+    model: StandardizedTransformer,
+    inputs: dict[str, torch.Tensor],
+    layer: torch.nn.Module,
+    edit: Any,  # (layer output hidden, layer input hidden) -> new output hidden
+) -> torch.Tensor:
+    """Raw HF logits with ``layer``'s output hidden states replaced by ``edit(...)``."""
+    seen: list[torch.Tensor] = []
+
+    def grab(_module: Any, args: Any, kwargs: Any) -> None:
+        seen.append(args[0] if args else kwargs["hidden_states"])
+
+    def replace(_module: Any, _args: Any, _kwargs: Any, output: Any) -> Any:
+        hidden = output[0] if isinstance(output, (tuple, list)) else output
+        new = edit(hidden, seen[-1])
+        return (new, *output[1:]) if isinstance(output, (tuple, list)) else new
+
+    handles = [
+        layer.register_forward_pre_hook(grab, with_kwargs=True),
+        layer.register_forward_hook(replace, with_kwargs=True),
+    ]
+    try:
+        with torch.no_grad():
+            return model.hf_model(**inputs).logits
+    finally:
+        for handle in handles:
+            handle.remove()
