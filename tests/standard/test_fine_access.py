@@ -274,3 +274,18 @@ def test_probabilities_of_modules_with_their_own_softmax(make_tiny, model_type, 
         model.attention_probabilities[0] = model.attention_probabilities[0] * 1
         same = _nnsight.save(model.logits)
     torch.testing.assert_close(same, raw, rtol=0, atol=1e-5)
+
+
+def test_resid_mid_is_what_the_mlp_norm_reads(make_tiny):
+    model = make_tiny("llama")
+    norm = model.hf_model.model.layers[1].post_attention_layernorm
+    seen = []
+    handle = norm.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    try:
+        with torch.no_grad(), model.trace(dict(_encode(model))):
+            mid = _nnsight.save(model.resid_mid(1))
+    finally:
+        handle.remove()
+    torch.testing.assert_close(mid, seen[0], rtol=1e-6, atol=1e-6)
+    with pytest.raises(RoleUnavailableError, match="parallel"):
+        make_tiny("gpt_neox").resid_mid(0)  # refused before any trace is needed

@@ -11,7 +11,7 @@ from torch import nn
 from crystalbox import _nnsight
 from crystalbox.arch.resolve import ResolvedArch, resolve_arch
 from crystalbox.arch.spec import ArchSpec
-from crystalbox.errors import CrystalboxError
+from crystalbox.errors import CrystalboxError, RoleUnavailableError
 from crystalbox.loading import PIPELINE_TASK, LoadedModel, load_model
 from crystalbox.standard import softmax_probe, stack
 from crystalbox.standard.accessors import (
@@ -317,6 +317,28 @@ class StandardizedTransformer(_nnsight.BaseModel):
                 self.layers_output[i] = replacement
             else:  # a bare tensor or a 1-tuple: the layer need not run at all
                 self._layer_envoy(i).skip((raw,) if self._layer_arity == 1 else raw)
+
+    def resid_mid(self, layer: int) -> Any:
+        """Inside a trace: the residual stream between the attention (or mixer) and the MLP of
+        ``layer`` ``[batch, pos, d_model]``, as layer input + attention and cross-attention
+        contributions (read-only: write ``attentions_output`` or ``mlps_input`` to edit)."""
+        i = check_layer(layer, self.num_layers)
+        form = self._arch.spec.residual
+        if form != "pre_norm":
+            raise RoleUnavailableError(
+                f"this architecture's residual is {form!r}: there is no additive stream between "
+                "its attention and MLP (see model.info())"
+            )
+        total = self.layers_input[i]
+        parts = (
+            (self._arch.attention_output, self.attentions_output),
+            (self._arch.mixer_output, self.mixers_output),
+            (self._arch.cross_attention_output, self.cross_attentions_output),
+        )
+        for paths, accessor in parts:
+            if paths[i] is not None:
+                total = total + accessor[i]
+        return total
 
     def steer(
         self,
