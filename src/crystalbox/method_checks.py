@@ -28,12 +28,12 @@ def method_checks(
     if isinstance(head, (torch.nn.ModuleList, torch.nn.ModuleDict)):
         why = f"not checked: lm_head is a {type(head).__name__} of heads (one per codebook)"
         return [CheckResult("steer / skip_layer / project_on_vocab", True, why)]
-    n = model.num_layers
-    mid = n // 2
+    active = model.active_layers
+    last, mid = active[-1], active[len(active) // 2]
     vector = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         with model.trace(dict(inputs)):
-            projected = _nnsight.save(model.project_on_vocab(model.layers_output[n - 1]))
+            projected = _nnsight.save(model.project_on_vocab(model.layers_output[last]))
             logits = _nnsight.save(model.logits)
         with model.trace(dict(inputs)):
             model.steer(mid, vector)

@@ -105,14 +105,15 @@ def _roles(model: StandardizedTransformer) -> CheckResult:
 def _layer_checks(
     model: StandardizedTransformer, inputs: dict[str, torch.Tensor], raw: torch.Tensor | None = None
 ) -> list[CheckResult]:
-    n = model.num_layers
+    active = model.active_layers
+    n = len(active)
     ins: list[torch.Tensor] = []
     outs: list[torch.Tensor] = []
     with torch.no_grad():
         if raw is None:
             raw = model.hf_model(**inputs).logits
         with model.trace(dict(inputs)):
-            for i in range(n):
+            for i in active:
                 ins.append(_nnsight.save(model.layers_input[i]))
                 outs.append(_nnsight.save(model.layers_output[i]))
             logits = _nnsight.save(model.logits)
@@ -121,19 +122,23 @@ def _layer_checks(
         pos = inputs["decoder_input_ids"].shape[1]
     expected = _expected_stream_shape(model, batch, pos)
     bad_shapes = [
-        i
-        for i in range(n)
-        if not _shape_matches(outs[i].shape, expected) or not _shape_matches(ins[i].shape, expected)
+        active[j]
+        for j in range(n)
+        if not _shape_matches(outs[j].shape, expected) or not _shape_matches(ins[j].shape, expected)
     ]
-    chain = [i for i in range(n - 1) if not torch.equal(outs[i], ins[i + 1])]
+    # each running layer's output is the next running layer's input
+    chain = [active[j] for j in range(n - 1) if not torch.equal(outs[j], ins[j + 1])]
     diff = (logits.float() - raw.float()).abs().max().item()
+    idle = sorted(set(range(model.num_layers)) - set(active))
     return [
         CheckResult(
             "layer shapes",
             not bad_shapes,
             f"all {n} layers {_show(expected)}"
+            + (f" (layers {idle} idle on text input)" if idle else "")
             if not bad_shapes
-            else f"layers {bad_shapes} differ from {_show(expected)}: {list(outs[bad_shapes[0]].shape)}",
+            else f"layers {bad_shapes} differ from {_show(expected)}: "
+            f"{list(outs[active.index(bad_shapes[0])].shape)}",
         ),
         CheckResult(
             "layer i output feeds layer i+1",
@@ -205,7 +210,8 @@ def _head_check(model: StandardizedTransformer, inputs: dict[str, torch.Tensor])
     candidates = [
         i
         for i, layout in enumerate(model._head_layouts)
-        if layout is not None
+        if i in model.active_layers
+        and layout is not None
         and layout.v is not None
         and model.attention_probabilities.available(i)
     ]
@@ -296,8 +302,9 @@ def _residual_check(
     ran = model._execution.order
     idle: list[str] = []
     ins, outs, contributions = [], [], []
+    layer_ids = [i for i in range(view.num_layers) if f"{arch.layers}.{i}" in ran]
     with torch.no_grad(), model.trace(dict(inputs)):
-        for i in range(view.num_layers):
+        for i in layer_ids:
             start = arch.residual_start[i]
             if start is not None and f"{arch.layers}.{i}.{start}" in ran:
                 envoy = _nnsight.child_envoy(view._layer_envoy(i), start)
@@ -321,19 +328,19 @@ def _residual_check(
             )
             outs.append(_nnsight.save(view.layers_output[i]))
     worst, bad = 0.0, []
-    for i in range(view.num_layers):
+    for j, i in enumerate(layer_ids):
         # OPT and some MoE blocks run their MLP on [batch * pos, d_model]
-        contributions[i] = [
-            t.reshape(outs[i].shape) if t.numel() == outs[i].numel() else t
-            for t in contributions[i]
+        parts = [
+            t.reshape(outs[j].shape) if t.numel() == outs[j].numel() else t
+            for t in contributions[j]
         ]
-        if any(t.shape != outs[i].shape for t in contributions[i]):
+        if any(t.shape != outs[j].shape for t in parts):
             bad.append(i)  # a contribution of another shape cannot be part of an additive sum
             worst = float("inf")
             continue
-        total = ins[i].float() + sum(t.float() for t in contributions[i])
-        scale = max(outs[i].float().abs().max().item(), 1.0)
-        err = (total - outs[i].float()).abs().max().item() / scale
+        total = ins[j].float() + sum(t.float() for t in parts)
+        scale = max(outs[j].float().abs().max().item(), 1.0)
+        err = (total - outs[j].float()).abs().max().item() / scale
         worst = max(worst, err)
         if err > 1e-4:
             bad.append(i)
@@ -357,7 +364,7 @@ _RESIDUAL_WHY = {
 def _attention_checks(
     model: StandardizedTransformer, inputs: dict[str, torch.Tensor]
 ) -> list[CheckResult]:
-    layers = [i for i in range(model.num_layers) if model.attention_probabilities.available(i)]
+    layers = [i for i in model.active_layers if model.attention_probabilities.available(i)]
     if not layers:
         return [
             CheckResult(

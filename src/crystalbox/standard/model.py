@@ -160,6 +160,13 @@ class StandardizedTransformer(_nnsight.BaseModel):
         return self._loaded.task
 
     @property
+    def active_layers(self) -> tuple[int, ...]:
+        """Layers that ran on the validation input; a layer missing here runs only with other
+        inputs (mLlama's cross-attention layers need an image)."""
+        layers = self._arch.layers
+        return tuple(i for i in range(self.num_layers) if self._execution.ran(f"{layers}.{i}"))
+
+    @property
     def num_layers(self) -> int:
         return self._arch.num_layers
 
