@@ -138,13 +138,14 @@ def table(runs: list[dict[str, Any]]) -> str:
         paper = f"{published.paper:.2f}" if published.paper is not None else "—"
         repro = f"{published.reproduction:.2f}" if published.reproduction is not None else "—"
         base = [r for r in runs if r["task"] == name and r.get("model") == "baseline"]
-        base_cell = (
-            f"{max(base, key=lambda r: r['val_acc'])['test_acc']:.2f} "
-            f"({len(base)} seed{'s' if len(base) > 1 else ''}, {base[-1]['epochs']} ep, "
-            f"{statistics.mean(r['wall_s'] for r in base):.0f} s)"
-            if base
-            else "not run"
-        )
+        base_cell = "not run"
+        if base:
+            top_base = max(base, key=lambda r: r["val_acc"])
+            base_cell = (
+                f"{top_base['test_acc']:.2f} ({len(base)} seed{'s' if len(base) > 1 else ''}, "
+                f"{top_base.get('epochs_run', top_base['epochs'])} of {top_base['epochs']} ep, "
+                f"{top_base['wall_s']:.0f} s)"
+            )
         mine = [r for r in runs if r["task"] == name and r.get("model") != "baseline"]
         if not mine:
             lines.append(
