@@ -53,10 +53,10 @@ def run_one(
     epochs: int | None,
     threads: int,
     compile_kernels: bool,
-    sampler: str = "gumbel_soft",
     out_dir: Path | None = CHECKPOINTS,
-    num_mlp_init: str = "normal",
+    **options: Any,
 ) -> dict[str, Any]:
+    """One run; ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
     config = default_program_config(task)
@@ -66,8 +66,7 @@ def run_one(
         threads=threads,
         compile=compile_kernels,
         progress=False,
-        sampler=sampler,  # type: ignore[arg-type]
-        num_mlp_init=num_mlp_init,  # type: ignore[arg-type]
+        **options,
     )
     trained = train_program(task, config, train_config)
     result = trained.result
@@ -81,6 +80,8 @@ def run_one(
         "steps": result.steps,
         "sampler": train_config.sampler,
         "num_mlp_init": train_config.num_mlp_init,
+        "init": train_config.init,
+        "loss": train_config.loss,
         "config": f"k={config.d_var} L={config.n_layers} H={config.n_cat_heads}+{config.n_num_heads} "
         f"M={config.n_cat_mlps}+{config.n_num_mlps}",
         "val_acc": round(result.val_acc, 2),
@@ -127,9 +128,15 @@ def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) ->
     }
 
 
-def _series(run: dict[str, Any]) -> tuple[int, str, str]:
-    """Runs of one series share epochs, sampler and numerical-MLP initialisation."""
-    return run["epochs"], run.get("sampler", "gumbel_hard"), run.get("num_mlp_init", "normal")
+def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str]:
+    """Runs of one series share epochs, sampler, initialisations and loss."""
+    return (
+        run["epochs"],
+        run.get("sampler", "gumbel_hard"),
+        run.get("num_mlp_init", "normal"),
+        run.get("init", "default"),
+        run.get("loss", "token"),
+    )
 
 
 def table(runs: list[dict[str, Any]]) -> str:
@@ -171,6 +178,8 @@ def table(runs: list[dict[str, Any]]) -> str:
         steps = [r["ms_per_step"] for r in mine if r.get("ms_per_step")]
         ms = f"{statistics.median(steps):.0f}" if steps else "—"
         init = f", numerical-MLP init {series[2]}" if series[2] != "normal" else ""
+        init += f", {series[3]} init" if series[3] != "default" else ""
+        init += f", {series[4]} loss" if series[4] != "token" else ""
         lines.append(
             f"| {name} | {best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
             f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -188,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the kernels")
     parser.add_argument("--sampler", default="gumbel_soft", choices=["gumbel_soft", "gumbel_hard"])
     parser.add_argument("--num-mlp-init", default="normal", choices=["normal", "domain", "origin"])
+    parser.add_argument("--init", default="default", choices=["default", "reference"])
+    parser.add_argument("--loss", default="token", choices=["token", "sequence"])
     parser.add_argument("--out-dir", type=Path, default=CHECKPOINTS, help="best checkpoints")
     parser.add_argument(
         "--baseline", action="store_true", help="train the standard transformer instead"
@@ -207,9 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                         args.epochs,
                         args.threads,
                         args.compile,
-                        args.sampler,
                         args.out_dir,
-                        args.num_mlp_init,
+                        sampler=args.sampler,
+                        num_mlp_init=args.num_mlp_init,
+                        init=args.init,
+                        loss=args.loss,
                     )
                 print(json.dumps(run), flush=True)
                 runs = _record(run)

@@ -153,3 +153,23 @@ def test_numerical_mlp_initialisations():
         crossing = -b1 / w1.sum(0)
         inside = (crossing >= -1e-4) & (crossing <= config.n_ctx + 1e-4)
         assert inside.float().mean() > 0.2
+
+
+def test_reference_initialisation_scales():
+    config = ProgramConfig(vocab_size=len(VOCAB), n_classes=len(CLASSES), n_ctx=8, n_layers=3)
+    torch.manual_seed(0)
+    model = ProgramTransformer(config).requires_grad_(False)
+    model.init_like_reference()
+    last = model.layers[-1]
+    n_vars = last.cat_key.shape[-1]  # the last layer reads more variables than the first
+    assert n_vars > model.layers[0].cat_key.shape[-1]
+    reads = torch.cat(
+        [layer.cat_key.flatten() * layer.cat_key.shape[-1] ** 0.5 for layer in model.layers]
+    )
+    assert 0.6 < float(reads.std()) < 1.6  # N(0, 1 / n_vars) at every layer
+    assert 0.2 < float(last.cat_pred.std()) < 0.5  # ~ 1 / sqrt(k = 8)
+    for layer in model.layers:
+        assert torch.all(layer.mlp_b1 == 0) and torch.all(layer.num_mlp_b1 == 0)
+        assert 0.08 < float(layer.mlp_w1.std()) < 0.2  # ~ 1 / sqrt(d_mlp = 64)
+        assert 0.25 < float(layer.mlp_w2.std()) < 0.5  # ~ 1 / sqrt(k)
+    assert 0.2 < float(model.classifier_cat.std()) < 0.6  # ~ 1 / sqrt(n_classes)

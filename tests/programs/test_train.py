@@ -129,6 +129,22 @@ def test_train_config_validation():
         TrainConfig(epochs=0, lr=0)
     with pytest.raises(ValueError, match="sampler"):
         TrainConfig(sampler="argmax")
+    with pytest.raises(ValueError, match=r"init must be .*loss must be"):
+        TrainConfig(init="paper", loss="mean")  # type: ignore[arg-type]
+
+
+def test_sequence_loss_weights_every_sequence_equally():
+    from crystalbox.programs.train import _loss
+
+    logits = torch.zeros(2, 3, 4)
+    logits[0, :, 1] = 5.0  # sequence 0: one scored token, predicted confidently and right
+    targets = torch.tensor([[1, -100, -100], [2, 2, 2]])  # sequence 1: three tokens, all wrong
+    right, wrong = (
+        float(_loss(logits[:1], targets[:1], "token")),
+        float(_loss(logits[1:], targets[1:], "token")),
+    )
+    assert float(_loss(logits, targets, "sequence")) == pytest.approx((right + wrong) / 2)
+    assert float(_loss(logits, targets, "token")) == pytest.approx((right + 3 * wrong) / 4)
 
 
 def test_accuracy_counts_only_scored_positions(trained_hist):

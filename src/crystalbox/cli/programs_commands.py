@@ -51,7 +51,17 @@ def register(subparsers: Any) -> None:
     train.add_argument("--lr", type=float, default=5e-2)
     train.add_argument("--threads", type=int, default=None)
     train.add_argument("--device", default=None)
-    train.add_argument("--no-compile", action="store_true", help="eager attention kernels")
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the attention kernels (no gain measured)",
+    )
+    train.add_argument(
+        "--init",
+        choices=("default", "reference"),
+        default="default",
+        help="parameter scales: crystalbox's (default) or the authors' implementation's",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_user_errors(_train))
 
@@ -107,7 +117,8 @@ def _train(args: argparse.Namespace) -> int:
         data_seed=args.data_seed,
         device=args.device,
         threads=args.threads,
-        compile=not args.no_compile,
+        compile=args.compile,
+        init=args.init,
         progress=not args.quiet,
     )
     trained = train_program(task, model_config, train_config)

@@ -301,6 +301,42 @@ class ProgramTransformer(nn.Module):
             layer.num_mlp_w1.normal_().mul_(layer.num_mlp_w1.shape[-1] ** -0.5)
             layer.num_mlp_b1.zero_()
 
+    @torch.no_grad()
+    def init_like_reference(self) -> None:
+        """Re-initialise every parameter with the scales of the authors' implementation.
+
+        Read logits ~ N(0, 1 / n_vars read from), predicate rows ~ N(0, 1 / k), MLP input
+        weights ~ N(0, 1 / d_mlp) with zero biases (numerical MLPs included), MLP output
+        weights ~ N(0, 1 / k), classifier ~ N(0, 1 / n_classes); uses the global torch RNG.
+        """
+        k = self.config.d_var
+        for module in self.layers:
+            layer = cast(ProgramLayer, module)
+            for read in (
+                layer.cat_key,
+                layer.cat_query,
+                layer.cat_value,
+                layer.num_key,
+                layer.num_query,
+                layer.num_value,
+                layer.mlp_read,
+                layer.num_mlp_read,
+            ):
+                read.normal_().mul_(max(read.shape[-1], 1) ** -0.5)
+            for pred in (layer.cat_pred, layer.num_pred):
+                pred.normal_().mul_(k**-0.5)
+            for w1, b1, w2, b2 in (
+                (layer.mlp_w1, layer.mlp_b1, layer.mlp_w2, layer.mlp_b2),
+                (layer.num_mlp_w1, layer.num_mlp_b1, layer.num_mlp_w2, layer.num_mlp_b2),
+            ):
+                w1.normal_().mul_(w1.shape[-1] ** -0.5)
+                w2.normal_().mul_(k**-0.5)
+                b1.zero_()
+                b2.zero_()
+        classes = self.config.n_classes
+        self.classifier_cat.normal_().mul_(classes**-0.5)
+        self.classifier_num.normal_().mul_(classes**-0.5)
+
     def use_compiled_kernels(self, enabled: bool = True) -> None:
         """Run the relaxed attention through ``torch.compile`` (faster training on CPU)."""
         for layer in self.layers:

@@ -63,6 +63,10 @@ class TrainConfig:
     stop_patience: int | None = 5
     # "domain" / "origin": see init_numerical_mlps_on_domain / _through_origin
     num_mlp_init: Literal["normal", "domain", "origin"] = "normal"
+    # "reference": every parameter at the authors' scales (ProgramTransformer.init_like_reference)
+    init: Literal["default", "reference"] = "default"
+    # "token": mean over scored tokens; "sequence": mean over sequences of their token mean
+    loss: Literal["token", "sequence"] = "token"
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +79,10 @@ class TrainConfig:
             problems.append(
                 f"num_mlp_init must be 'normal', 'domain' or 'origin', got {self.num_mlp_init!r}"
             )
+        if self.init not in ("default", "reference"):
+            problems.append(f"init must be 'default' or 'reference', got {self.init!r}")
+        if self.loss not in ("token", "sequence"):
+            problems.append(f"loss must be 'token' or 'sequence', got {self.loss!r}")
         if self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
         if self.sampler not in SAMPLERS or self.sampler == "argmax":
@@ -199,6 +207,8 @@ def train_program(
     device = _device(train_config)
     torch.manual_seed(train_config.seed)
     model = ProgramTransformer(model_config)
+    if train_config.init == "reference":
+        model.init_like_reference()
     if train_config.num_mlp_init == "domain":
         model.init_numerical_mlps_on_domain()
     elif train_config.num_mlp_init == "origin":
@@ -225,9 +235,7 @@ def train_program(
             tick = time.perf_counter()
             batch = order[start : start + train_config.batch_size]
             logits = model(inputs[batch], train_config.sampler, schedule(step))
-            loss = F.cross_entropy(
-                logits.flatten(0, 1), targets[batch].flatten(), ignore_index=IGNORE
-            )
+            loss = _loss(logits, targets[batch], train_config.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -266,6 +274,18 @@ def train_program(
         ms_per_step=1000.0 * float(np.median(step_times)) if step_times else 0.0,
     )
     return TrainedProgram(model.cpu(), task, model_config, train_config, result)
+
+
+def _loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+    """Cross-entropy of ``logits [b, n, classes]`` against ``targets [b, n]`` (IGNORE skipped)."""
+    if kind == "token":
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+    per_token = F.cross_entropy(
+        logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
+    )  # [b, n], 0 where ignored
+    counts = (targets != IGNORE).sum(-1)
+    scored = counts > 0
+    return (per_token.sum(-1)[scored] / counts[scored]).mean()
 
 
 _COMPILER_OK: bool | None = None
