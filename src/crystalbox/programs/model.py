@@ -394,19 +394,16 @@ class ProgramTransformer(nn.Module):
         self, cats: list[torch.Tensor], nums: list[torch.Tensor], dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         """Class logits ``[b, n, classes]`` of stream chunks, computed in ``dtype``."""
-        b, n, k = cats[0].shape[1:]
+        b, n = cats[0].shape[1:3]
         cat_weights: torch.Tensor = self.classifier_cat
         num_weights: torch.Tensor = self.classifier_num
         if dtype is not None:
             cats, nums = [c.to(dtype) for c in cats], [u.to(dtype) for u in nums]
             cat_weights, num_weights = cat_weights.to(dtype), num_weights.to(dtype)
         logits = _read(num_weights.T, nums).T  # [b*n, classes]
-        start = 0
-        for chunk in cats:  # one product per variable, summed: no copy of the stream
-            count = chunk.shape[0]
-            weight = cat_weights[start : start + count]  # [v_i, k, classes]
-            logits = logits + torch.bmm(chunk.reshape(count, b * n, k), weight).sum(0)
-            start += count
+        stream = torch.cat(cats) if len(cats) > 1 else cats[0]  # [v, b, n, k]
+        flat = stream.permute(1, 2, 0, 3).reshape(b * n, -1)  # [b*n, v*k]: one copy
+        logits = logits + flat @ cat_weights.reshape(flat.shape[1], -1)
         return logits.view(b, n, -1)
 
     @torch.no_grad()
