@@ -280,6 +280,8 @@ def _loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tenso
     """Cross-entropy of ``logits [b, n, classes]`` against ``targets [b, n]`` (IGNORE skipped)."""
     if kind == "token":
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+    if kind != "sequence":
+        raise ValueError(f"loss must be 'token' or 'sequence', got {kind!r}")
     per_token = F.cross_entropy(
         logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
     )  # [b, n], 0 where ignored
