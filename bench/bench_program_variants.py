@@ -1,6 +1,7 @@
 """Benchmark: how often training variants succeed, over seeds, at one task's published config.
 
-Each variant is a set of ``TrainConfig`` overrides; every (variant, seed) run is trained in this
+Each variant is a set of ``TrainConfig`` overrides, plus optionally the model's ``n_layers``,
+``n_heads`` and ``n_mlps`` (per layer, split evenly categorical/numerical); every (variant, seed) run is trained in this
 process on one thread and printed as one JSON line, then one summary line per variant (test
 accuracies of the discrete model, in seed order, and the mean). Nothing is written to disk.
 Example (the hist screening in docs/programs.md)::
@@ -21,6 +22,8 @@ import torch
 
 from crystalbox.programs.tasks import TASKS, make_task
 from crystalbox.programs.train import TrainConfig, default_program_config, train_program
+
+MODEL_KEYS = ("n_layers", "n_heads", "n_mlps")
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
@@ -46,12 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     task = make_task(args.task)
-    config = default_program_config(task)
     for name, overrides in args.variant:
+        shape = {key: overrides[key] for key in MODEL_KEYS if key in overrides}
+        config = default_program_config(task, **shape)
+        training = {key: value for key, value in overrides.items() if key not in MODEL_KEYS}
         accuracies = []
         for seed in args.seeds:
             train_config = TrainConfig(
-                epochs=args.epochs, seed=seed, threads=1, progress=False, **overrides
+                epochs=args.epochs, seed=seed, threads=1, progress=False, **training
             )
             result = train_program(task, config, train_config).result
             accuracies.append(round(result.test_acc, 2))
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                         "task": args.task,
                         "variant": name,
                         "overrides": overrides,
+                        "config": config.summary(),
                         "seed": seed,
                         "epochs": args.epochs,
                         "val_acc": round(result.val_acc, 2),

@@ -54,12 +54,14 @@ def run_one(
     threads: int,
     compile_kernels: bool,
     out_dir: Path | None = CHECKPOINTS,
+    shape: dict[str, int] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """One run; ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss)."""
+    """One run; ``shape``: n_layers / n_heads / n_mlps overriding the published configuration;
+    ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
-    config = default_program_config(task)
+    config = default_program_config(task, **(shape or {}))
     train_config = TrainConfig(
         epochs=epochs or published.epochs,
         seed=seed,
@@ -82,8 +84,7 @@ def run_one(
         "num_mlp_init": train_config.num_mlp_init,
         "init": train_config.init,
         "loss": train_config.loss,
-        "config": f"k={config.d_var} L={config.n_layers} H={config.n_cat_heads}+{config.n_num_heads} "
-        f"M={config.n_cat_mlps}+{config.n_num_mlps}",
+        "config": config.summary(),
         "val_acc": round(result.val_acc, 2),
         "test_acc": round(result.test_acc, 2),
         "best_epoch": result.best_epoch,
@@ -128,19 +129,20 @@ def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) ->
     }
 
 
-def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str]:
-    """Runs of one series share epochs, sampler, initialisations and loss."""
+def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str]:
+    """Runs of one series share epochs, sampler, initialisations, loss and configuration."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
         run.get("num_mlp_init", "normal"),
         run.get("init", "default"),
         run.get("loss", "token"),
+        run.get("config", ""),
     )
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    """One row per task: the runs of the series (same epochs and sampler) of its best-val run."""
+    """One row per task: the runs of the series (see ``_series``) of its best-val run."""
     lines = [
         "| task | config (cat+num) | sampler | epochs (max / mean run) | seeds | best-val seed: val / test "
         "| test mean ± std | wall s/run | ms/step | paper | reproduction | standard transformer (test) |",
@@ -166,7 +168,7 @@ def table(runs: list[dict[str, Any]]) -> str:
                 f"| {base_cell} |"
             )
             continue
-        # the series (epochs, sampler) holding the run with the best validation accuracy
+        # the series holding the run with the best validation accuracy
         top = max(mine, key=lambda r: r["val_acc"])
         series = _series(top)
         mine = [r for r in mine if _series(r) == series]
@@ -199,12 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-mlp-init", default="normal", choices=["normal", "domain", "origin"])
     parser.add_argument("--init", default="default", choices=["default", "reference"])
     parser.add_argument("--loss", default="token", choices=["token", "sequence"])
+    parser.add_argument("--layers", type=int, default=None, help="default: the paper's")
+    parser.add_argument("--heads", type=int, default=None, help="per layer, split cat/num")
+    parser.add_argument("--mlps", type=int, default=None, help="per layer, split cat/num")
     parser.add_argument("--out-dir", type=Path, default=CHECKPOINTS, help="best checkpoints")
     parser.add_argument(
         "--baseline", action="store_true", help="train the standard transformer instead"
     )
     parser.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON")
     args = parser.parse_args(argv)
+    shape = {
+        f"n_{flag}": getattr(args, flag)
+        for flag in ("layers", "heads", "mlps")
+        if getattr(args, flag) is not None
+    }
     if not args.table_only:
         torch.set_num_threads(args.threads)
         for name in args.tasks:
@@ -219,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.threads,
                         args.compile,
                         args.out_dir,
+                        shape=shape,
                         sampler=args.sampler,
                         num_mlp_init=args.num_mlp_init,
                         init=args.init,
@@ -264,8 +275,8 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "there). Accuracy: token-level test accuracy (%) of the discrete (argmax) model; the epoch "
         "and the seed are chosen on validation; runs stop early once validation has been 100% for "
         "5 epochs. Wall time per run and median ms per optimisation step (batch 512) on the "
-        "shared 2-core CPU, one thread. Each row aggregates the runs of one series (same epochs "
-        "and sampler): the series holding the task's best validation run (selection on validation "
+        "shared 2-core CPU, one thread. Each row aggregates the runs of one series (same epochs, "
+        "sampler, initialisation, loss and configuration): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
 

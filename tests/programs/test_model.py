@@ -112,6 +112,11 @@ def test_config_collects_problems():
         ProgramConfig(vocab_size=4, n_classes=2, n_ctx=4, n_layers=0)
 
 
+def test_config_summary_names_the_shape():
+    config = ProgramConfig(vocab_size=8, n_classes=7, n_ctx=8, n_layers=3, n_cat_heads=4)
+    assert config.summary() == "k=8 L=3 H=4+2 M=1+1"
+
+
 def test_model_without_numerical_modules_works():
     config = ProgramConfig(
         vocab_size=6,

@@ -62,6 +62,13 @@ class ProgramConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> str:
+        """The shape in one line, e.g. ``k=8 L=3 H=2+2 M=1+1`` (heads and MLPs: cat+num)."""
+        return (
+            f"k={self.d_var} L={self.n_layers} H={self.n_cat_heads}+{self.n_num_heads} "
+            f"M={self.n_cat_mlps}+{self.n_num_mlps}"
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProgramConfig:
         known = set(cls.__dataclass_fields__)
