@@ -131,6 +131,29 @@ def test_train_config_validation():
         TrainConfig(sampler="argmax")
     with pytest.raises(ValueError, match=r"init must be .*loss must be"):
         TrainConfig(init="paper", loss="mean")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="attention_temperature must be positive"):
+        TrainConfig(attention_temperature=0.0)
+
+
+def test_attention_temperature_divides_only_the_score_logits():
+    from crystalbox.programs.kernels import cat_heads_soft
+    from crystalbox.programs.semantics import position_bias
+
+    torch.manual_seed(0)
+    h, b, n, k = 2, 3, 5, 8
+    reads = [torch.softmax(torch.randn(h, b, n, k), -1) for _ in range(3)]
+    pred = torch.softmax(torch.randn(h, k, k), -1)
+    allowed = torch.ones(1, b, n, n, dtype=torch.bool)
+    bias, noise = position_bias(n), torch.randn(h, b, n, n)
+
+    def heads(noise: torch.Tensor, tau: float, scale: float) -> torch.Tensor:
+        return cat_heads_soft(
+            *reads, pred, allowed, bias, noise, torch.tensor(tau), torch.tensor(scale)
+        )
+
+    # scale s divides the logits but not the noise: (l / s + g) / tau == (l + s g) / (s tau)
+    torch.testing.assert_close(heads(noise, 0.5, 2.0), heads(2.0 * noise, 1.0, 1.0))
+    assert not torch.allclose(heads(noise, 0.5, 2.0), heads(noise, 0.5, 1.0))
 
 
 def test_sequence_loss_weights_every_sequence_equally():

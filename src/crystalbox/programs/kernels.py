@@ -40,11 +40,13 @@ def cat_heads_soft(
     bias: torch.Tensor,
     noise: torch.Tensor,
     tau: torch.Tensor,
+    scale: torch.Tensor,
 ) -> torch.Tensor:
     """Relaxed categorical heads: reads ``[h, b, n, k]`` -> outputs ``[h, b, n, k]``.
 
     ``allowed``: ``[1, b, q, j]`` bool; ``bias``: ``[q, j]``; ``noise``: Gumbel noise
-    ``[h, b, q, j]`` (zeros for plain softmax); ``tau``: scalar tensor.
+    ``[h, b, q, j]`` (zeros for plain softmax); ``tau``: scalar tensor; ``scale``: scalar
+    tensor dividing the score logits before the noise (the attention temperature).
     """
     match = _match(queries, keys, pred) * allowed
     no_match = torch.prod(1.0 - match[..., 1:], dim=-1, keepdim=True)
@@ -53,7 +55,7 @@ def cat_heads_soft(
     match = torch.where(first, match + (1.0 - match) * no_match, match)
     logits = torch.log(match + _LOG_EPS) + bias
     logits = logits.masked_fill(~allowed, float("-inf"))
-    attn = torch.softmax((logits + noise) / tau, dim=-1)  # [h, b, q, j]
+    attn = torch.softmax((logits / scale + noise) / tau, dim=-1)  # [h, b, q, j]
     return torch.matmul(attn, values)  # [h, b, q, k]
 
 

@@ -48,6 +48,8 @@ class ProgramLayer(nn.Module):
         super().__init__()
         self.config = config
         self.compiled = False
+        # divides relaxed categorical attention logits before the Gumbel noise (training only)
+        self.attention_temperature = 1.0
         k, d = config.d_var, config.d_mlp
         n_cat, n_num = n_cat_before(config, layer), n_num_before(config, layer)
         hc, hn, mc, mn = (
@@ -156,6 +158,7 @@ class ProgramLayer(nn.Module):
                 self.bias[:n, :n],
                 noise,
                 tau_t,
+                torch.as_tensor(self.attention_temperature, dtype=cat.dtype, device=cat.device),
             )
         else:
             head_cat = cat.new_zeros(0, b, n, k)
@@ -334,6 +337,17 @@ class ProgramTransformer(nn.Module):
         classes = self.config.n_classes
         self.classifier_cat.normal_().mul_(classes**-0.5)
         self.classifier_num.normal_().mul_(classes**-0.5)
+
+    def set_attention_temperature(self, value: float) -> None:
+        """Divide relaxed categorical attention logits by ``value`` before the Gumbel noise.
+
+        The authors' implementation divides by sqrt(k); the argmax model (the program) is the
+        same for every value.
+        """
+        if not value > 0:
+            raise ValueError(f"attention temperature must be positive, got {value}")
+        for layer in self.layers:
+            cast(ProgramLayer, layer).attention_temperature = float(value)
 
     def use_compiled_kernels(self, enabled: bool = True) -> None:
         """Run the relaxed attention through ``torch.compile`` (faster training on CPU)."""

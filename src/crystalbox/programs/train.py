@@ -67,6 +67,8 @@ class TrainConfig:
     init: Literal["default", "reference"] = "default"
     # "token": mean over scored tokens; "sequence": mean over sequences of their token mean
     loss: Literal["token", "sequence"] = "token"
+    # divides relaxed categorical attention logits before the noise; the authors' is sqrt(k)
+    attention_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -85,6 +87,10 @@ class TrainConfig:
             problems.append(f"loss must be 'token' or 'sequence', got {self.loss!r}")
         if self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
+        if not self.attention_temperature > 0:
+            problems.append(
+                f"attention_temperature must be positive, got {self.attention_temperature}"
+            )
         if self.sampler not in SAMPLERS or self.sampler == "argmax":
             problems.append(
                 f"sampler must be one of softmax, gumbel_soft, gumbel_hard, got {self.sampler!r}"
@@ -213,6 +219,7 @@ def train_program(
         model.init_numerical_mlps_on_domain()
     elif train_config.num_mlp_init == "origin":
         model.init_numerical_mlps_through_origin()
+    model.set_attention_temperature(train_config.attention_temperature)
     model = model.to(device)
     model.use_compiled_kernels(train_config.compile and device.type == "cpu" and _compiler_works())
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
