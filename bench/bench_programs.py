@@ -58,7 +58,7 @@ def run_one(
     **options: Any,
 ) -> dict[str, Any]:
     """One run; ``shape``: n_layers / n_heads / n_mlps overriding the published configuration;
-    ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss)."""
+    ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
     config = default_program_config(task, **(shape or {}))
@@ -84,6 +84,7 @@ def run_one(
         "num_mlp_init": train_config.num_mlp_init,
         "init": train_config.init,
         "loss": train_config.loss,
+        "attention_temperature": train_config.attention_temperature,
         "config": config.summary(),
         "val_acc": round(result.val_acc, 2),
         "test_acc": round(result.test_acc, 2),
@@ -129,8 +130,9 @@ def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) ->
     }
 
 
-def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str]:
-    """Runs of one series share epochs, sampler, initialisations, loss and configuration."""
+def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float]:
+    """Runs of one series share epochs, sampler, initialisations, loss, configuration and
+    attention temperature."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
@@ -138,6 +140,7 @@ def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str]:
         run.get("init", "default"),
         run.get("loss", "token"),
         run.get("config", ""),
+        run.get("attention_temperature", 1.0),
     )
 
 
@@ -182,6 +185,7 @@ def table(runs: list[dict[str, Any]]) -> str:
         init = f", numerical-MLP init {series[2]}" if series[2] != "normal" else ""
         init += f", {series[3]} init" if series[3] != "default" else ""
         init += f", {series[4]} loss" if series[4] != "token" else ""
+        init += f", attention temperature {series[6]:.3g}" if series[6] != 1.0 else ""
         lines.append(
             f"| {name} | {best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
             f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -201,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-mlp-init", default="normal", choices=["normal", "domain", "origin"])
     parser.add_argument("--init", default="default", choices=["default", "reference"])
     parser.add_argument("--loss", default="token", choices=["token", "sequence"])
+    parser.add_argument(
+        "--attention-temperature", type=float, default=1.0, help="the authors': sqrt(k)"
+    )
     parser.add_argument("--layers", type=int, default=None, help="default: the paper's")
     parser.add_argument("--heads", type=int, default=None, help="per layer, split cat/num")
     parser.add_argument("--mlps", type=int, default=None, help="per layer, split cat/num")
@@ -234,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                         num_mlp_init=args.num_mlp_init,
                         init=args.init,
                         loss=args.loss,
+                        attention_temperature=args.attention_temperature,
                     )
                 print(json.dumps(run), flush=True)
                 runs = _record(run)
@@ -276,7 +284,7 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "and the seed are chosen on validation; runs stop early once validation has been 100% for "
         "5 epochs. Wall time per run and median ms per optimisation step (batch 512) on the "
         "shared 2-core CPU, one thread. Each row aggregates the runs of one series (same epochs, "
-        "sampler, initialisation, loss and configuration): the series holding the task's best validation run (selection on validation "
+        "sampler, initialisation, loss, configuration and attention temperature): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
 
