@@ -69,6 +69,8 @@ def test_last_position_rank_split_and_token_activations(tiny, tmp_path):
     assert set(manifest["ranks"]) == {"0", "1"} and all(
         r["complete"] for r in manifest["ranks"].values()
     )
+    manifest_mode = (tmp_path / "manifest.json").stat().st_mode & 0o777
+    assert {p.stat().st_mode & 0o777 for p in tmp_path.glob("*.safetensors")} == {manifest_mode}
     data = ActivationDataset(tmp_path)
     docs = sorted(data.metadata(i)[0] for i in range(len(data)))
     assert docs == list(range(23))  # every non-empty text exactly once

@@ -66,6 +66,8 @@ def test_checkpoint_round_trip(trained_hist, tmp_path: Path):
         "config.json",
         "model.safetensors",
     ]
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "ckpt").iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"]  # the umask's, not 0600
     loaded = load_program(tmp_path / "ckpt")
     assert loaded.task.input_vocab == trained_hist.task.input_vocab
     assert loaded.result["test_acc"] == trained_hist.result.test_acc

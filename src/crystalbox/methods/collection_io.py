@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from crystalbox._files import apply_umask
 from crystalbox.errors import CheckpointError
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "ActivationDataset", "load_manifest", "sha256_file"]
@@ -93,6 +94,7 @@ def write_shard(
 
     tmp = directory / f".{name}.tmp"
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    apply_umask(tmp)
     checksum = sha256_file(tmp)
     size = tmp.stat().st_size
     os.replace(tmp, directory / name)

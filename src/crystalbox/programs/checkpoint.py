@@ -16,6 +16,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from crystalbox._files import apply_umask
 from crystalbox.errors import CheckpointError
 from crystalbox.programs.config import ProgramConfig
 from crystalbox.programs.model import ProgramTransformer
@@ -101,6 +102,7 @@ def _write_checkpoint(trained: TrainedProgram, path: Path) -> None:
         str(path / WEIGHTS),
         metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)},
     )
+    apply_umask(path / WEIGHTS)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
