@@ -23,7 +23,7 @@ import torch
 from crystalbox.programs.tasks import TASKS, make_task
 from crystalbox.programs.train import TrainConfig, default_program_config, train_program
 
-MODEL_KEYS = ("n_layers", "n_heads", "n_mlps")
+MODEL_KEYS = ("n_layers", "n_heads", "n_mlps", "count_only")
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:

@@ -54,10 +54,11 @@ def run_one(
     threads: int,
     compile_kernels: bool,
     out_dir: Path | None = CHECKPOINTS,
-    shape: dict[str, int] | None = None,
+    shape: dict[str, Any] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """One run; ``shape``: n_layers / n_heads / n_mlps overriding the published configuration;
+    """One run; ``shape``: n_layers / n_heads / n_mlps / count_only overriding the published
+    configuration;
     ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=None, help="default: the paper's")
     parser.add_argument("--heads", type=int, default=None, help="per layer, split cat/num")
     parser.add_argument("--mlps", type=int, default=None, help="per layer, split cat/num")
+    parser.add_argument(
+        "--count-only", action="store_true", help="numerical heads count their matches"
+    )
     parser.add_argument("--out-dir", type=Path, default=CHECKPOINTS, help="best checkpoints")
     parser.add_argument(
         "--baseline", action="store_true", help="train the standard transformer instead"
@@ -231,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         for flag in ("layers", "heads", "mlps")
         if getattr(args, flag) is not None
     }
+    if args.count_only:
+        shape["count_only"] = True
     if not args.table_only:
         torch.set_num_threads(args.threads)
         for name in args.tasks:

@@ -8,7 +8,7 @@ import torch
 from crystalbox.programs import ProgramConfig, ProgramTransformer
 
 
-def random_model(causal: bool, seed: int = 0) -> ProgramTransformer:
+def random_model(causal: bool, seed: int = 0, count_only: bool = False) -> ProgramTransformer:
     """A 3-layer model with every kind of module and random (decisive) weights."""
     torch.manual_seed(seed)
     config = ProgramConfig(
@@ -23,6 +23,7 @@ def random_model(causal: bool, seed: int = 0) -> ProgramTransformer:
         n_num_mlps=1,
         d_mlp=16,
         causal=causal,
+        count_only=count_only,
     )
     model = ProgramTransformer(config)
     with torch.no_grad():

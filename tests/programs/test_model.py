@@ -117,6 +117,29 @@ def test_config_summary_names_the_shape():
     assert config.summary() == "k=8 L=3 H=4+2 M=1+1"
 
 
+def test_count_only_heads_sum_ones(tokens):
+    free, counting = random_model(False), random_model(False, count_only=True)
+    assert counting.config.summary().endswith(" count-only")
+    assert ProgramConfig.from_dict(counting.config.to_dict()) == counting.config
+    names = {name for name, _ in free.named_parameters()}
+    fixed = {name for name in names if name.endswith(".num_value")}
+    assert fixed and {name for name, _ in counting.named_parameters()} == names - fixed
+    assert set(counting.state_dict()) == set(free.state_dict())  # checkpoints keep their keys
+    program = read_discrete(counting, VOCAB, CLASSES, eos=None)
+    assert {head.value for head in program.heads if head.kind == "numerical"} == {"ones"}
+    _, num = counting.stream(tokens, "argmax")
+    assert num.max() <= tokens.shape[1]  # counts of matches, never sums of counts
+    reads = counting.layers[2].num_value  # [heads, numerical variables before layer 2]
+    ones = torch.zeros_like(reads)
+    ones[:, 0] = 1.0
+    for sampler in ("softmax", "gumbel_soft"):  # the relaxed heads read exactly `ones` too
+        assert torch.equal(sample(reads, sampler, 3.0), ones)
+    scored = tokens != 0
+    expected = counting.predict(tokens).numpy()
+    assert np.array_equal(program.run(tokens.numpy())[scored], expected[scored])
+    assert torch.equal(counting.predict_fast(tokens), counting.predict(tokens))
+
+
 def test_model_without_numerical_modules_works():
     config = ProgramConfig(
         vocab_size=6,

@@ -46,6 +46,9 @@ def register(subparsers: Any) -> None:
         "--mlps", type=int, default=None, help="per layer, split categorical/numerical"
     )
     train.add_argument("--d-var", type=int, default=None)
+    train.add_argument(
+        "--count-only", action="store_true", help="numerical heads count their matches"
+    )
     train.add_argument("--vocab-size", type=int, default=None, help="specials included")
     train.add_argument("--max-len", type=int, default=None)
     train.add_argument("--lr", type=float, default=5e-2)
@@ -109,7 +112,9 @@ def _train(args: argparse.Namespace) -> int:
     task = make_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
     published = PUBLISHED.get(task.name)
     epochs = args.epochs or (published.epochs if published else 250)
-    model_config = default_program_config(task, args.layers, args.heads, args.mlps, args.d_var)
+    model_config = default_program_config(
+        task, args.layers, args.heads, args.mlps, args.d_var, count_only=args.count_only
+    )
     train_config = TrainConfig(
         epochs=epochs,
         lr=args.lr,

@@ -16,6 +16,8 @@ class ProgramConfig:
 
     ``d_var`` is the shared cardinality k of categorical variables; the input vocabulary and
     the context (one-hot positions) must both fit in it. Head and MLP counts are per layer.
+    ``count_only``: numerical heads always sum ``ones`` (they count their matches, RASP's
+    selector width) instead of choosing which numerical variable to sum.
     """
 
     vocab_size: int
@@ -30,6 +32,7 @@ class ProgramConfig:
     d_mlp: int = 64
     causal: bool = False
     pad_id: int = 0
+    count_only: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -56,6 +59,8 @@ class ProgramConfig:
                 problems.append(
                     f"pad_id {self.pad_id} is outside the vocabulary [0, {self.vocab_size})"
                 )
+        if not isinstance(self.count_only, bool):
+            problems.append(f"count_only must be True or False, got {self.count_only!r}")
         if problems:
             raise ValueError("invalid ProgramConfig: " + "; ".join(problems))
 
@@ -63,10 +68,11 @@ class ProgramConfig:
         return asdict(self)
 
     def summary(self) -> str:
-        """The shape in one line, e.g. ``k=8 L=3 H=2+2 M=1+1`` (heads and MLPs: cat+num)."""
+        """The shape in one line, e.g. ``k=8 L=3 H=2+2 M=1+1`` (heads and MLPs: cat+num; a
+        `` count-only`` suffix when numerical heads only count)."""
         return (
             f"k={self.d_var} L={self.n_layers} H={self.n_cat_heads}+{self.n_num_heads} "
-            f"M={self.n_cat_mlps}+{self.n_num_mlps}"
+            f"M={self.n_cat_mlps}+{self.n_num_mlps}" + (" count-only" if self.count_only else "")
         )
 
     @classmethod

@@ -38,6 +38,13 @@ def _logits(*shape: int, std: float = 0.1) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) * std)
 
 
+def _fixed_read(slots: int, n_vars: int, index: int) -> torch.Tensor:
+    """Read logits ``[slots, n_vars]`` that every sampler turns into the one-hot of ``index``."""
+    logits = torch.full((slots, n_vars), -1e4)
+    logits[:, index] = 0.0
+    return logits
+
+
 class ProgramLayer(nn.Module):
     """One layer: categorical and numerical heads, then categorical and numerical MLPs.
 
@@ -64,6 +71,9 @@ class ProgramLayer(nn.Module):
         # numerical heads: categorical key/query, numerical value
         self.num_key, self.num_query = _logits(hn, n_cat), _logits(hn, n_cat)
         self.num_value = _logits(hn, n_num)
+        if config.count_only:  # the value read is fixed to `ones`: each head counts its matches
+            del self.num_value
+            self.register_buffer("num_value", _fixed_read(hn, n_num, index=0))
         self.num_pred = _logits(hn, k, k, std=1.0)
         # categorical MLPs read 2 categorical variables (this layer's head outputs included)
         self.mlp_read = _logits(mc, 2, n_cat + hc)
@@ -323,7 +333,8 @@ class ProgramTransformer(nn.Module):
                 layer.mlp_read,
                 layer.num_mlp_read,
             ):
-                read.normal_().mul_(max(read.shape[-1], 1) ** -0.5)
+                if isinstance(read, nn.Parameter):  # not the fixed reads of count_only
+                    read.normal_().mul_(max(read.shape[-1], 1) ** -0.5)
             for pred in (layer.cat_pred, layer.num_pred):
                 pred.normal_().mul_(k**-0.5)
             for w1, b1, w2, b2 in (

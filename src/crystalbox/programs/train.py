@@ -135,8 +135,12 @@ def default_program_config(
     n_heads: int | None = None,
     n_mlps: int | None = None,
     d_var: int | None = None,
+    count_only: bool = False,
 ) -> ProgramConfig:
-    """The paper's configuration of a built-in task (overridable); heads/MLPs split evenly."""
+    """The paper's configuration of a built-in task (overridable); heads/MLPs split evenly.
+
+    ``count_only``: numerical heads count their matches (``ProgramConfig.count_only``).
+    """
     published = PUBLISHED.get(task.name)
     layers = n_layers or (published.n_layers if published else 2)
     heads = n_heads if n_heads is not None else (published.n_heads if published else 4)
@@ -155,6 +159,7 @@ def default_program_config(
         n_num_mlps=mlps // 2,
         causal=task.causal,
         pad_id=task.input_vocab.index(PAD),
+        count_only=count_only,
     )
 
 
