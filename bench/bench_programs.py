@@ -147,7 +147,8 @@ def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float]:
 
 def table(runs: list[dict[str, Any]]) -> str:
     """Per task: a row for the published configuration and, when a run of another configuration
-    of the paper's grid has the best validation accuracy, a row for that configuration. A row
+    of the paper's grid (or a count-only one) has the best validation accuracy, a row for that
+    configuration. A row
     aggregates the runs of the series (see ``_series``) holding its best validation run."""
     lines = [
         "| task | config (cat+num) | sampler | epochs (max / mean run) | seeds | best-val seed: val / test "
@@ -178,7 +179,8 @@ def table(runs: list[dict[str, Any]]) -> str:
             lines.append(f"| {name} | {_row(at_published)} | {tail}")
         top = max(mine, key=lambda r: r["val_acc"])
         if top.get("config", shape) != shape:
-            lines.append(f"| {name} (grid) | {_row(mine)} | {tail}")
+            label = "count-only" if top["config"].endswith("count-only") else "grid"
+            lines.append(f"| {name} ({label}) | {_row(mine)} | {tail}")
     return "\n".join(lines)
 
 
@@ -301,7 +303,8 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "shared 2-core CPU, one thread. Each task has a row for its published configuration and, "
         "where a run of another configuration of the paper's grid (L in {2, 3}, H in {4, 8}, "
         'M in {2, 4}) has the best validation accuracy, a "(grid)" row for it, as the paper '
-        "selected over that grid. Each row aggregates the runs of one series (same epochs, "
+        'selected over that grid ("(count-only)" when that run\'s numerical heads only count). '
+        "Each row aggregates the runs of one series (same epochs, "
         "sampler, initialisation, loss, configuration and attention temperature): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
