@@ -121,6 +121,15 @@ def test_cli_eval(trained_hist, tmp_path: Path, capsys):
     assert report["accuracy"] == pytest.approx(trained_hist.result.test_acc, abs=1e-3)
 
 
+def test_cli_train_count_only(tmp_path: Path):
+    out = tmp_path / "counting"
+    args = ["programs", "train", "hist", "--epochs", "1", "--layers", "2", "--threads", "1"]
+    assert main([*args, "--count-only", "--out", str(out)]) == 0
+    loaded = load_program(out)
+    assert loaded.model.config.count_only and loaded.model.config.n_layers == 2
+    assert all(not layer.num_value.requires_grad for layer in loaded.model.layers)
+
+
 def test_cli_train_unknown_task_is_a_clear_error(capsys):
     assert main(["programs", "train", "nope", "--epochs", "1"]) == 1
     assert "unknown task 'nope'; known tasks: reverse, hist" in capsys.readouterr().err
