@@ -57,10 +57,11 @@ def test_attn_implementation_is_honoured() -> None:
 
 
 def test_known_broken_architecture_is_reported_not_dropped() -> None:
-    # A drafting assistant shares every layer's cache with a target model it does not have.
+    # A drafting assistant shares every layer's cache with a target model it does not have:
+    # transformers 5.23 refuses it at instantiation, 5.24 at its first forward.
     (record,) = build_all("causal", only=["gemma4_assistant"])
     assert isinstance(record.outcome, BuildFailure)
-    assert record.outcome.stage == "instantiate" and record.outcome.reason
+    assert record.outcome.stage in ("instantiate", "forward") and record.outcome.reason
 
 
 # Successes measured with transformers 5.23 (CPU); a drop below these is a regression.
