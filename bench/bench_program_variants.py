@@ -1,7 +1,7 @@
 """Benchmark: how often training variants succeed, over seeds, at one task's published config.
 
 Each variant is a set of ``TrainConfig`` overrides, plus optionally the model's ``n_layers``,
-``n_heads`` and ``n_mlps`` (per layer, split evenly categorical/numerical); every (variant, seed) run is trained in this
+``n_heads`` and ``n_mlps`` (per layer, split evenly categorical/numerical) and ``count_only``; every (variant, seed) run is trained in this
 process on one thread and printed as one JSON line, then one summary line per variant (test
 accuracies of the discrete model, in seed order, and the mean). Nothing is written to disk.
 Example (the hist screening in docs/programs.md)::

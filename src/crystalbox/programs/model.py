@@ -71,7 +71,9 @@ class ProgramLayer(nn.Module):
         # numerical heads: categorical key/query, numerical value
         self.num_key, self.num_query = _logits(hn, n_cat), _logits(hn, n_cat)
         self.num_value = _logits(hn, n_num)
-        if config.count_only:  # the value read is fixed to `ones`: each head counts its matches
+        # count_only: the value read is fixed to `ones`, so each head counts its matches; the
+        # logits above are still drawn so every other parameter initialises as without it
+        if config.count_only:
             del self.num_value
             self.register_buffer("num_value", _fixed_read(hn, n_num, index=0))
         self.num_pred = _logits(hn, k, k, std=1.0)
