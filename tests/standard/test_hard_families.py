@@ -7,10 +7,16 @@ import copy
 
 import pytest
 import torch
+from transformers import CONFIG_MAPPING
 
 from crystalbox import _nnsight
 from crystalbox.errors import RoleUnavailableError
 from crystalbox.testbed.build import build_tiny_model
+
+# Inkling 2 Loop is new in transformers 5.24 (5.23 is still allowed)
+_NEEDS_LOOP = pytest.mark.skipif(
+    "inkling2_loop_text" not in CONFIG_MAPPING, reason="needs transformers >= 5.24"
+)
 
 
 def _raw_logits(model, inputs, module, hook):
@@ -51,6 +57,7 @@ def test_composite_configs_keep_each_attention_implementation(make_tiny):
     [
         pytest.param("inkling2_text", id="inkling2-block-residual-head"),
         pytest.param("hrm_text", id="hrm-recurrent"),
+        pytest.param("inkling2_loop_text", id="inkling2-looped", marks=_NEEDS_LOOP),
     ],
 )
 def test_a_head_that_reads_more_than_the_last_layer_is_declared(make_tiny, model_type):
@@ -64,6 +71,37 @@ def test_a_head_that_reads_more_than_the_last_layer_is_declared(make_tiny, model
     with torch.no_grad(), model.trace(dict(model.validation_inputs())):
         lens = _nnsight.save(model.project_on_vocab(model.layers_output[-1]))
     assert lens.dim() == 3 and lens.shape[-1] >= model.vocab_size
+
+
+@_NEEDS_LOOP
+def test_a_looped_layer_is_read_and_written_at_its_first_pass(make_tiny):
+    """Inkling 2 Loop runs its loop layers several times per forward (the tiny model: layer 1,
+    twice); its accessors are the first call, and a write there is what a raw hook on that
+    first call does."""
+    model = make_tiny("inkling2_loop_text")
+    layer = model.hf_model.model.layers[1]
+    inputs = dict(model.validation_inputs())
+    passes: list[torch.Tensor] = []
+
+    def record(_module, _args, output):
+        passes.append(output[0] if isinstance(output, tuple) else output)
+
+    _raw_logits(model, inputs, layer, record)
+    assert len(passes) == 2
+    with torch.no_grad(), model.trace(inputs):
+        first = _nnsight.save(model.layers_output[1])
+    assert torch.equal(first, passes[0])
+    assert not torch.equal(first, passes[1])
+    calls = iter(range(2))
+
+    def halve_first(_module, _args, output):
+        return output * 0.5 if next(calls) == 0 else output
+
+    expected = _raw_logits(model, inputs, layer, halve_first)
+    with torch.no_grad(), model.trace(inputs):
+        model.layers_output[1] = model.layers_output[1] * 0.5
+        halved = _nnsight.save(model.logits)
+    assert torch.equal(halved, expected)
 
 
 def test_a_head_named_like_an_nnsight_attribute_is_still_lm_head(make_tiny):

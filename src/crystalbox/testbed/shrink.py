@@ -402,6 +402,13 @@ OVERRIDES: dict[str, Override] = {
     "esm": _set(vocab_size=33, pad_token_id=1, mask_token_id=32),  # defaults leave these unset
     "granitemoehybrid": _set(layer_types=["mamba", "attention"]),
     "hrm_text": _set(num_layers_per_stack=1, H_cycles=1, L_cycles=1, num_hidden_layers=2),
+    # one block per layer and layer 1 looped twice, so the tiny model exercises the loop
+    "inkling2_loop_text": _set(
+        n_layers_per_attn_res_block=1,
+        loop_layer_index_start=1,
+        loop_layer_index_end=2,
+        loop_num_passes=2,
+    ),
     "lfm2_moe": _set(layer_types=["conv", "full_attention"]),
     "mamba2": _set(num_heads=8),
     "musicgen": _set(num_codebooks=1),

@@ -27,6 +27,21 @@ INKLING2 = quirks_only(
     ),
 )
 
+INKLING2_LOOP = quirks_only(
+    model_types=("inkling2_loop_text",),
+    residual="custom",
+    head_reads_last_layer=False,
+    notes=(
+        "Inkling 2 with looped layers: layers loop_layer_index_start..loop_layer_index_end - 1 "
+        "run loop_num_passes times, each later pass restarting from the pre-loop state and "
+        "reading gated messages from the previous pass",
+        "accessors of a looped layer see its first pass (its later calls are further passes of "
+        "the same module)",
+        "layers mix earlier block outputs into the residual (block residuals), as in Inkling 2; "
+        "the head reads model.final_input(...), so project_on_vocab is a lens",
+    ),
+)
+
 HRM = quirks_only(
     model_types=("hrm_text",),
     head_reads_last_layer=False,
@@ -110,6 +125,7 @@ XLSTM = quirks_only(
 SPECS = (
     INKLING,
     INKLING2,
+    INKLING2_LOOP,
     HRM,
     LFM3,
     RECURRENT_GEMMA,
