@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crystalbox.programs.config import ProgramConfig, n_cat_before, n_num_before
+from crystalbox.programs.fast_predict import predict_values
 from crystalbox.programs.kernels import get_kernel
 from crystalbox.programs.samplers import Sampler, _gumbel_like, sample
 from crystalbox.programs.semantics import (
@@ -250,27 +251,6 @@ def _read(weights: torch.Tensor, chunks: list[torch.Tensor]) -> torch.Tensor:
     return weights @ (flat[0] if len(flat) == 1 else torch.cat(flat))
 
 
-def _unique_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct rows of ``x [p, 2]`` and each row's index among them (fast for counts)."""
-    whole = x.round()
-    if x.numel() and torch.equal(whole, x) and float(x.min()) >= 0:
-        base = int(x.max()) + 1
-        codes = whole[:, 0].long() * base + whole[:, 1].long()
-        unique, inverse = torch.unique(codes, return_inverse=True)
-        return torch.stack([unique // base, unique % base], dim=-1).to(x.dtype), inverse
-    rows, inverse = torch.unique(x, dim=0, return_inverse=True)
-    return rows, inverse
-
-
-def _mlp_table(
-    rows: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, layer: ProgramLayer, m: int, kind: str
-) -> torch.Tensor:
-    """Argmax outputs of MLP ``m`` of ``layer`` for input rows ``[r, d_in]``: ``[r]``."""
-    w2, b2 = (layer.mlp_w2, layer.mlp_b2) if kind == "cat" else (layer.num_mlp_w2, layer.num_mlp_b2)
-    hidden = torch.relu(rows @ w1 + b1)
-    return (hidden @ w2[m] + b2[m]).argmax(-1)
-
-
 class ProgramTransformer(nn.Module):
     """A Transformer Program: one-hot embeddings, program layers, a linear classifier."""
 
@@ -448,68 +428,9 @@ class ProgramTransformer(nn.Module):
     def predict_fast(self, tokens: torch.Tensor) -> torch.Tensor:
         """``predict`` computed on integer variables (used for per-epoch validation).
 
-        The same argmax model and the same ``semantics`` calls, but every categorical variable
-        is kept as its value ``[batch, pos]`` instead of a one-hot, and each MLP is evaluated
-        once per distinct input pair and looked up. Class scores are summed in float64 as in
-        ``predict``; the two can differ only where an MLP's float32 output logits tie to the
-        last bit (its products run in another order here).
+        The same argmax model and the same ``semantics`` calls on integer values instead of
+        one-hots (``fast_predict.predict_values``); the two can differ only where an MLP's
+        float32 output logits tie to the last bit.
         """
         self.check_tokens(tokens)
-        config = self.config
-        k = config.d_var
-        device = self.classifier_num.device
-        tokens = tokens.long().to(device)
-        b, n = tokens.shape
-        cat_values = [tokens, torch.arange(n, device=device).expand(b, n)]  # each [b, n]
-        num_values = [torch.ones(b, n, device=device)]
-        key_mask = tokens != config.pad_id
-        key_mask[:, 0] = True
-        mask = key_mask.unsqueeze(1)
-        for module in self.layers:
-            layer = cast(ProgramLayer, module)
-            values = torch.stack(cat_values, dim=1)  # [b, v, n]
-            numbers = torch.stack(num_values, dim=1)  # [b, u, n]
-            if config.n_cat_heads:
-                selected = select_closest(
-                    values[:, layer.cat_key.argmax(-1)],
-                    values[:, layer.cat_query.argmax(-1)],
-                    layer.cat_pred.argmax(-1),
-                    config.causal,
-                    mask,
-                )  # [b, h, n]
-                copied = aggregate(selected, values[:, layer.cat_value.argmax(-1)])
-                cat_values.extend(copied.unbind(1))
-            if config.n_num_heads:
-                match = match_matrix(
-                    values[:, layer.num_key.argmax(-1)],
-                    values[:, layer.num_query.argmax(-1)],
-                    layer.num_pred.argmax(-1),
-                    config.causal,
-                    mask,
-                )
-                summed = aggregate_sum(match, numbers[:, layer.num_value.argmax(-1)])
-                num_values.extend(summed.unbind(1))
-            new: list[torch.Tensor] = []
-            eye = torch.eye(k, device=device)
-            for m in range(layer.mlp_read.shape[0]):
-                read = layer.mlp_read[m].argmax(-1)
-                pair = cat_values[int(read[0])] * k + cat_values[int(read[1])]  # [b, n]
-                rows = torch.cat([eye.repeat_interleave(k, 0), eye.repeat(k, 1)], dim=-1)
-                table = _mlp_table(rows, layer.mlp_w1[m], layer.mlp_b1[m], layer, m, "cat")
-                new.append(table[pair])
-            for m in range(layer.num_mlp_read.shape[0]):
-                read = layer.num_mlp_read[m].argmax(-1)
-                x = torch.stack(
-                    [num_values[int(read[0])], num_values[int(read[1])]], dim=-1
-                ).reshape(-1, 2)
-                rows, inverse = _unique_pairs(x)
-                table = _mlp_table(rows, layer.num_mlp_w1[m], layer.num_mlp_b1[m], layer, m, "num")
-                new.append(table[inverse].reshape(b, n))
-            cat_values.extend(new)
-        logits = torch.zeros(b, n, config.n_classes, device=device, dtype=torch.float64)
-        cat_weights, num_weights = self.classifier_cat.double(), self.classifier_num.double()
-        for i, value in enumerate(cat_values):
-            logits += cat_weights[i][value]
-        for i, number in enumerate(num_values):
-            logits += number.double().unsqueeze(-1) * num_weights[i]
-        return logits.argmax(dim=-1)
+        return predict_values(self, tokens)
