@@ -119,6 +119,15 @@ def test_cli_eval(trained_hist, tmp_path: Path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["task"] == "hist" and report["examples"] == 256
     assert report["accuracy"] == pytest.approx(trained_hist.result.test_acc, abs=1e-3)
+    assert "by_position" not in report
+    assert main(["programs", "eval", str(path), "--breakdown"]) == 0
+    detail = json.loads(capsys.readouterr().out)
+    assert detail["accuracy"] == report["accuracy"]
+    positions = detail["by_position"]
+    assert sum(n for n, _ in positions.values()) == sum(n for n, _ in detail["by_class"].values())
+    weighted = sum(n * acc for n, acc in positions.values()) / sum(n for n, _ in positions.values())
+    assert weighted == pytest.approx(report["accuracy"], abs=0.01)
+    assert 0.0 <= detail["sequence_accuracy"] <= report["accuracy"]
 
 
 def test_cli_train_count_only(tmp_path: Path):

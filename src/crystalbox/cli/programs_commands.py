@@ -74,6 +74,11 @@ def register(subparsers: Any) -> None:
         "--data-seed", type=int, default=None, help="default: the training data seed"
     )
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
+    evaluate.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also accuracy per position, per target class and per whole sequence",
+    )
     evaluate.set_defaults(func=_user_errors(_eval))
 
     for name in EXTENSION_MODULES:
@@ -164,5 +169,15 @@ def _eval(args: argparse.Namespace) -> int:
         "examples": len(split),
         "accuracy": round(accuracy(loaded.model, split), 4),
     }
+    if args.breakdown:
+        from crystalbox.programs.breakdown import accuracy_breakdown
+
+        breakdown = accuracy_breakdown(loaded.model, split, info.output_vocab)
+        report["sequence_accuracy"] = round(breakdown.sequence_accuracy, 4)
+        for name, cells in (
+            ("by_position", breakdown.by_position),
+            ("by_class", breakdown.by_class),
+        ):
+            report[name] = {c.label: [c.scored, round(c.accuracy, 2)] for c in cells}
     print(json.dumps(report))
     return 0

@@ -7,6 +7,7 @@ nnsight or transformers.
 """
 
 from crystalbox.programs.baseline import BaselineConfig, StandardTransformer, train_baseline
+from crystalbox.programs.breakdown import AccuracyBreakdown, Cell, accuracy_breakdown
 from crystalbox.programs.checkpoint import LoadedProgram, TaskInfo, load_program, save_program
 from crystalbox.programs.config import ProgramConfig, VariableSpec, variable_layout
 from crystalbox.programs.data import IGNORE, Split, TaskData, encode_inputs, make_data
@@ -44,7 +45,9 @@ __all__ = [
     "PUBLISHED",
     "SAMPLERS",
     "TASKS",
+    "AccuracyBreakdown",
     "BaselineConfig",
+    "Cell",
     "DiscreteHead",
     "DiscreteMLP",
     "DiscreteModel",
@@ -65,6 +68,7 @@ __all__ = [
     "TrainedProgram",
     "VariableSpec",
     "accuracy",
+    "accuracy_breakdown",
     "aggregate",
     "aggregate_sum",
     "closest_match",
