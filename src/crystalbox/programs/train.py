@@ -57,7 +57,8 @@ class TrainConfig:
     n_test: int = 2000
     device: str | None = None  # None: CUDA when available, else CPU
     threads: int | None = None  # torch CPU threads; None leaves torch's default
-    compile: bool = False  # torch.compile the relaxed attention kernels (no gain measured)
+    # torch.compile the relaxed attention kernels: no gain at k = 8, 1.1-1.35x per step at k = 16
+    compile: bool = False
     progress: bool = True
     stop_at: float = 100.0
     stop_patience: int | None = 5
