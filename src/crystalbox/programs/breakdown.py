@@ -72,11 +72,8 @@ def accuracy_breakdown(
     positions = tuple(
         cell(str(p), hit[:, p], mask[:, p]) for p in range(mask.shape[1]) if bool(mask[:, p].any())
     )
-    classes = tuple(
-        cell(name, hit, mask & (target == c))
-        for c, name in enumerate(output_vocab)
-        if bool((mask & (target == c)).any())
-    )
+    of_class = [(name, mask & (target == c)) for c, name in enumerate(output_vocab)]
+    classes = tuple(cell(name, hit, where) for name, where in of_class if bool(where.any()))
     whole = hit.sum(1) == mask.sum(1)  # [batch]: every scored target right
     return AccuracyBreakdown(
         accuracy=100.0 * int(hit.sum()) / max(int(mask.sum()), 1),

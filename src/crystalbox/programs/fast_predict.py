@@ -57,6 +57,9 @@ def predict_values(model: ProgramTransformer, tokens: torch.Tensor) -> torch.Ten
     key_mask = tokens != config.pad_id
     key_mask[:, 0] = True
     mask = key_mask.unsqueeze(1)
+    eye = torch.eye(k, device=device)
+    # every (a, b) one-hot input pair of a categorical MLP, row a * k + b: [k * k, 2k]
+    cat_pairs = torch.cat([eye.repeat_interleave(k, 0), eye.repeat(k, 1)], dim=-1)
     for module in model.layers:
         layer = cast("ProgramLayer", module)
         values = torch.stack(cat_values, dim=1)  # [b, v, n]
@@ -82,12 +85,10 @@ def predict_values(model: ProgramTransformer, tokens: torch.Tensor) -> torch.Ten
             summed = aggregate_sum(match, numbers[:, layer.num_value.argmax(-1)])
             num_values.extend(summed.unbind(1))
         new: list[torch.Tensor] = []
-        eye = torch.eye(k, device=device)
         for m in range(layer.mlp_read.shape[0]):
             read = layer.mlp_read[m].argmax(-1)
             pair = cat_values[int(read[0])] * k + cat_values[int(read[1])]  # [b, n]
-            rows = torch.cat([eye.repeat_interleave(k, 0), eye.repeat(k, 1)], dim=-1)
-            table = _mlp_table(rows, layer.mlp_w1[m], layer.mlp_b1[m], layer, m, "cat")
+            table = _mlp_table(cat_pairs, layer.mlp_w1[m], layer.mlp_b1[m], layer, m, "cat")
             new.append(table[pair])
         for m in range(layer.num_mlp_read.shape[0]):
             read = layer.num_mlp_read[m].argmax(-1)
