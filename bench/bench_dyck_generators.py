@@ -1,0 +1,112 @@
+"""Benchmark: Dyck checkpoints on our generator and on the authors' data distribution.
+
+Our ``dyck1``/``dyck2`` draw, half of the time, a balanced string of random even length
+(a random walk) followed by uniformly random tokens, else 15 random tokens. The authors'
+generator (as described by their public code) instead builds, half of the time, a balanced
+string from 8 steps that each either append a pair or wrap the string in one, cut to 15
+tokens, so every prefix of that half is valid; the other half is 15 uniform tokens. This
+script re-implements that distribution and reports, for each checkpoint, token accuracy,
+whole-sequence accuracy and the label mix on both, so the comparison with the paper's
+figures can be read with the difference in mind. Example::
+
+    python bench/bench_dyck_generators.py docs/programs-checkpoints
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crystalbox.programs.checkpoint import load_program
+from crystalbox.programs.data import IGNORE, Split, encode_inputs, make_data
+from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.tasks import BOS, Task, dyck_labels, make_task
+
+PAIRS = {"(": ")", "{": "}"}
+
+
+def authors_style(
+    n_pairs: int, n: int, seed: int, body: int = 15
+) -> list[tuple[list[str], list[str | None]]]:
+    """``n`` draws of the authors' Dyck distribution (duplicates kept), as (inputs, targets)."""
+    pairs = dict(list(PAIRS.items())[:n_pairs])
+    opens = list(pairs)
+    alphabet = [s for pair in pairs.items() for s in pair]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.5:
+            tokens: list[str] = []
+            for _ in range((body + 1) // 2):
+                bracket = opens[int(rng.integers(len(opens)))]
+                if rng.random() < 0.5:
+                    tokens = [*tokens, bracket, pairs[bracket]]
+                else:
+                    tokens = [bracket, *tokens, pairs[bracket]]
+            tokens = tokens[:body]
+        else:
+            tokens = [alphabet[i] for i in rng.integers(0, len(alphabet), body)]
+        out.append(([BOS, *tokens], [None, *dyck_labels(tokens, pairs)]))
+    return out
+
+
+def to_split(task: Task, examples: list[tuple[list[str], list[str | None]]]) -> Split:
+    """Distinct examples of ``examples`` encoded for ``task``."""
+    distinct = {tuple(x): y for x, y in examples}
+    inputs = encode_inputs(task, [list(x) for x in distinct])
+    index = {label: i for i, label in enumerate(task.output_vocab)}
+    targets = np.full(inputs.shape, IGNORE, dtype=np.int64)
+    for row, labels in enumerate(distinct.values()):
+        for col, label in enumerate(labels):
+            if label is not None:
+                targets[row, col] = index[label]
+    return Split(inputs, targets)
+
+
+def scores(model: ProgramTransformer, split: Split) -> tuple[float, float]:
+    """(token accuracy, whole-sequence accuracy) in percent of the discrete model."""
+    predicted = model.predict(torch.as_tensor(split.inputs)).numpy()
+    scored = split.targets != IGNORE
+    right = (predicted == split.targets) | ~scored
+    return 100.0 * float(right[scored].mean()), 100.0 * float(right.all(axis=1).mean())
+
+
+def label_mix(task: Task, split: Split) -> str:
+    counts = Counter(int(t) for t in split.targets[split.targets != IGNORE])
+    total = sum(counts.values())
+    return " ".join(
+        f"{label} {100 * counts[i] / total:.1f}%" for i, label in enumerate(task.output_vocab)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="folder holding dyck1/ and dyck2/ checkpoints")
+    parser.add_argument("--draws", type=int, default=20000, help="draws of the authors' generator")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("| checkpoint | data | examples | token acc | sequences right | labels |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in ("dyck1", "dyck2"):
+        path = args.folder / name
+        if not path.is_dir():
+            print(f"| {name} | missing: {path} | | | | |")
+            continue
+        model = load_program(path).model
+        task = make_task(name)
+        ours = make_data(task, seed=0).test
+        theirs = to_split(task, authors_style(int(name[-1]), args.draws, seed=0))
+        for label, split in (("ours (test split)", ours), ("authors' (distinct draws)", theirs)):
+            token, sequence = scores(model, split)
+            print(
+                f"| {name} | {label} | {len(split)} | {token:.2f} | {sequence:.2f} "
+                f"| {label_mix(task, split)} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
