@@ -7,7 +7,7 @@ string from 8 steps that each either append a pair or wrap the string in one, cu
 tokens, so every prefix of that half is valid; the other half is 15 uniform tokens. This
 script re-implements that distribution and reports, for each checkpoint, token accuracy,
 whole-sequence accuracy and the label mix on both, so the comparison with the paper's
-figures can be read with the difference in mind. Example::
+figures can be read with the difference in mind. Example (the default folder)::
 
     python bench/bench_dyck_generators.py docs/programs-checkpoints
 """
@@ -85,7 +85,13 @@ def label_mix(task: Task, split: Split) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="folder holding dyck1/ and dyck2/ checkpoints")
+    parser.add_argument(
+        "folder",
+        type=Path,
+        nargs="?",
+        default=Path(__file__).resolve().parent.parent / "docs" / "programs-checkpoints",
+        help="folder holding dyck1/ and dyck2/ checkpoints (default: the committed ones)",
+    )
     parser.add_argument("--draws", type=int, default=20000, help="draws of the authors' generator")
     args = parser.parse_args()
     torch.set_num_threads(1)
