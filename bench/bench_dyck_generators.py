@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from crystalbox.programs.checkpoint import load_program
-from crystalbox.programs.data import IGNORE, Split, encode_inputs, make_data
+from crystalbox.programs.data import IGNORE, Split, _encode_targets, encode_inputs, make_data
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.tasks import BOS, Task, dyck_labels, make_task
 
@@ -58,13 +58,7 @@ def to_split(task: Task, examples: list[tuple[list[str], list[str | None]]]) -> 
     """Distinct examples of ``examples`` encoded for ``task``."""
     distinct = {tuple(x): y for x, y in examples}
     inputs = encode_inputs(task, [list(x) for x in distinct])
-    index = {label: i for i, label in enumerate(task.output_vocab)}
-    targets = np.full(inputs.shape, IGNORE, dtype=np.int64)
-    for row, labels in enumerate(distinct.values()):
-        for col, label in enumerate(labels):
-            if label is not None:
-                targets[row, col] = index[label]
-    return Split(inputs, targets)
+    return Split(inputs, _encode_targets(task, list(distinct.values())))
 
 
 def scores(model: ProgramTransformer, split: Split) -> tuple[float, float]:
