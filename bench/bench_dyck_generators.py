@@ -15,15 +15,14 @@ figures can be read with the difference in mind. Example (the default folder)::
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from crystalbox.programs.breakdown import AccuracyBreakdown, accuracy_breakdown
 from crystalbox.programs.checkpoint import load_program
-from crystalbox.programs.data import IGNORE, Split, _encode_targets, encode_inputs, make_data
-from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.data import Split, _encode_targets, encode_inputs, make_data
 from crystalbox.programs.tasks import BOS, Task, dyck_labels, make_task
 
 PAIRS = {"(": ")", "{": "}"}
@@ -61,20 +60,9 @@ def to_split(task: Task, examples: list[tuple[list[str], list[str | None]]]) -> 
     return Split(inputs, _encode_targets(task, list(distinct.values())))
 
 
-def scores(model: ProgramTransformer, split: Split) -> tuple[float, float]:
-    """(token accuracy, whole-sequence accuracy) in percent of the discrete model."""
-    predicted = model.predict(torch.as_tensor(split.inputs)).numpy()
-    scored = split.targets != IGNORE
-    right = (predicted == split.targets) | ~scored
-    return 100.0 * float(right[scored].mean()), 100.0 * float(right.all(axis=1).mean())
-
-
-def label_mix(task: Task, split: Split) -> str:
-    counts = Counter(int(t) for t in split.targets[split.targets != IGNORE])
-    total = sum(counts.values())
-    return " ".join(
-        f"{label} {100 * counts[i] / total:.1f}%" for i, label in enumerate(task.output_vocab)
-    )
+def label_mix(breakdown: AccuracyBreakdown) -> str:
+    total = sum(cell.scored for cell in breakdown.by_class)
+    return " ".join(f"{c.label} {100 * c.scored / total:.1f}%" for c in breakdown.by_class)
 
 
 def main() -> None:
@@ -101,10 +89,10 @@ def main() -> None:
         ours = make_data(task, seed=0).test
         theirs = to_split(task, authors_style(int(name[-1]), args.draws, seed=0))
         for label, split in (("ours (test split)", ours), ("authors' (distinct draws)", theirs)):
-            token, sequence = scores(model, split)
+            result = accuracy_breakdown(model, split, task.output_vocab)
             print(
-                f"| {name} | {label} | {len(split)} | {token:.2f} | {sequence:.2f} "
-                f"| {label_mix(task, split)} |"
+                f"| {name} | {label} | {len(split)} | {result.accuracy:.2f} "
+                f"| {result.sequence_accuracy:.2f} | {label_mix(result)} |"
             )
 
 
