@@ -59,7 +59,8 @@ def run_one(
 ) -> dict[str, Any]:
     """One run; ``shape``: n_layers / n_heads / n_mlps / count_only overriding the published
     configuration;
-    ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature)."""
+    ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature,
+    lr_schedule, tau_end)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
     config = default_program_config(task, **(shape or {}))
@@ -86,6 +87,8 @@ def run_one(
         "init": train_config.init,
         "loss": train_config.loss,
         "attention_temperature": train_config.attention_temperature,
+        "lr_schedule": train_config.lr_schedule,
+        "tau_end": train_config.tau_end,
         "config": config.summary(),
         "val_acc": round(result.val_acc, 2),
         "test_acc": round(result.test_acc, 2),
@@ -131,9 +134,9 @@ def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) ->
     }
 
 
-def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float]:
-    """Runs of one series share epochs, sampler, initialisations, loss, configuration and
-    attention temperature."""
+def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float, str, float]:
+    """Runs of one series share epochs, sampler, initialisations, loss, configuration,
+    attention temperature, learning-rate schedule and end temperature."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
@@ -142,6 +145,8 @@ def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float]:
         run.get("loss", "token"),
         run.get("config", ""),
         run.get("attention_temperature", 1.0),
+        run.get("lr_schedule", "constant"),
+        run.get("tau_end", 0.01),
     )
 
 
@@ -199,6 +204,8 @@ def _row(runs: list[dict[str, Any]]) -> str:
     init += f", {series[3]} init" if series[3] != "default" else ""
     init += f", {series[4]} loss" if series[4] != "token" else ""
     init += f", attention temperature {series[6]:.3g}" if series[6] != 1.0 else ""
+    init += f", {series[7]} lr" if series[7] != "constant" else ""
+    init += f", tau_end {series[8]:.3g}" if series[8] != 0.01 else ""
     return (
         f"{best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
         f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -220,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--attention-temperature", type=float, default=1.0, help="the authors': sqrt(k)"
     )
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
+    parser.add_argument("--tau-end", type=float, default=0.01, help="end of the tau schedule")
     parser.add_argument("--layers", type=int, default=None, help="default: the paper's")
     parser.add_argument("--heads", type=int, default=None, help="per layer, split cat/num")
     parser.add_argument("--mlps", type=int, default=None, help="per layer, split cat/num")
@@ -259,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                         init=args.init,
                         loss=args.loss,
                         attention_temperature=args.attention_temperature,
+                        lr_schedule=args.lr_schedule,
+                        tau_end=args.tau_end,
                     )
                 print(json.dumps(run), flush=True)
                 runs = _record(run)

@@ -153,6 +153,24 @@ def test_train_config_validation():
         TrainConfig(init="paper", loss="mean")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="attention_temperature must be positive"):
         TrainConfig(attention_temperature=0.0)
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine'"):
+        TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="temperatures must be positive"):
+        TrainConfig(tau_end=0.0)
+
+
+def test_cosine_schedule_runs_the_learning_rate_from_lr_down_to_zero():
+    from crystalbox.programs.train import _set_lr
+
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.05)
+    cosine, constant = TrainConfig(lr_schedule="cosine"), TrainConfig()
+    seen = []
+    for step in (0, 50, 100):
+        _set_lr(optimizer, cosine, step, 100)
+        seen.append(optimizer.param_groups[0]["lr"])
+    assert seen == pytest.approx([0.05, 0.025, 0.0])
+    _set_lr(optimizer, constant, 50, 100)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # constant leaves lr alone
 
 
 def test_attention_temperature_divides_only_the_score_logits():

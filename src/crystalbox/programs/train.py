@@ -70,6 +70,8 @@ class TrainConfig:
     loss: Literal["token", "sequence"] = "token"
     # divides relaxed categorical attention logits before the noise; the authors' is sqrt(k)
     attention_temperature: float = 1.0
+    # "cosine": the learning rate follows a half cosine from lr to 0 over the run's steps
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self) -> None:
         problems = []
@@ -88,6 +90,13 @@ class TrainConfig:
             problems.append(f"loss must be 'token' or 'sequence', got {self.loss!r}")
         if self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            problems.append(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not (self.tau_start > 0 and self.tau_end > 0):
+            problems.append(
+                f"temperatures must be positive, got tau_start={self.tau_start}, "
+                f"tau_end={self.tau_end}"
+            )
         if not self.attention_temperature > 0:
             problems.append(
                 f"attention_temperature must be positive, got {self.attention_temperature}"
@@ -249,6 +258,7 @@ def train_program(
             batch = order[start : start + train_config.batch_size]
             logits = model(inputs[batch], train_config.sampler, schedule(step))
             loss = _loss(logits, targets[batch], train_config.loss)
+            _set_lr(optimizer, train_config, step, schedule.n_steps)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -287,6 +297,15 @@ def train_program(
         ms_per_step=1000.0 * float(np.median(step_times)) if step_times else 0.0,
     )
     return TrainedProgram(model.cpu(), task, model_config, train_config, result)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int, total: int) -> None:
+    """The learning rate of optimisation step ``step`` (of ``total``) under ``config``."""
+    if config.lr_schedule == "constant":
+        return
+    lr = 0.5 * config.lr * (1.0 + math.cos(math.pi * step / max(total, 1)))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
