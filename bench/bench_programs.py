@@ -55,10 +55,11 @@ def run_one(
     compile_kernels: bool,
     out_dir: Path | None = CHECKPOINTS,
     shape: dict[str, Any] | None = None,
+    progress: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """One run; ``shape``: n_layers / n_heads / n_mlps / count_only overriding the published
-    configuration;
+    configuration; ``progress``: the training bar on stderr;
     ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature,
     lr_schedule, tau_end)."""
     task = make_task(task_name)
@@ -69,7 +70,7 @@ def run_one(
         seed=seed,
         threads=threads,
         compile=compile_kernels,
-        progress=False,
+        progress=progress,
         **options,
     )
     trained = train_program(task, config, train_config)
@@ -112,10 +113,12 @@ def _save_if_best(trained: TrainedProgram, folder: Path) -> Path | None:
     return save_program(trained, folder)
 
 
-def run_baseline(task_name: str, seed: int, epochs: int | None, threads: int) -> dict[str, Any]:
+def run_baseline(
+    task_name: str, seed: int, epochs: int | None, threads: int, progress: bool = False
+) -> dict[str, Any]:
     """The standard transformer (d_model 64, 4 heads, 3 layers) with the same data and budget."""
     train_config = TrainConfig(
-        epochs=epochs or PUBLISHED[task_name].epochs, seed=seed, threads=threads, progress=False
+        epochs=epochs or PUBLISHED[task_name].epochs, seed=seed, threads=threads, progress=progress
     )
     _, result = train_baseline(make_task(task_name), train_config=train_config)
     return {
@@ -240,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline", action="store_true", help="train the standard transformer instead"
     )
     parser.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON")
+    parser.add_argument(
+        "--progress", action="store_true", help="a bar per run on stderr (epoch, tau, validation)"
+    )
     args = parser.parse_args(argv)
     shape = {
         f"n_{flag}": getattr(args, flag)
@@ -253,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.tasks:
             for seed in args.seeds:
                 if args.baseline:
-                    run = run_baseline(name, seed, args.epochs, args.threads)
+                    run = run_baseline(name, seed, args.epochs, args.threads, args.progress)
                 else:
                     run = run_one(
                         name,
@@ -263,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.compile,
                         args.out_dir,
                         shape=shape,
+                        progress=args.progress,
                         sampler=args.sampler,
                         num_mlp_init=args.num_mlp_init,
                         init=args.init,
@@ -316,7 +323,7 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         'M in {2, 4}) has the best validation accuracy, a "(grid)" row for it, as the paper '
         'selected over that grid ("(count-only)" when that run\'s numerical heads only count). '
         "Each row aggregates the runs of one series (same epochs, "
-        "sampler, initialisation, loss, configuration and attention temperature): the series holding the task's best validation run (selection on validation "
+        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule and end temperature): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
 
