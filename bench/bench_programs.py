@@ -98,9 +98,15 @@ def run_one(
         "ms_per_step": round(result.ms_per_step, 1),
         "threads": result.threads,
         "device": result.device,
-        "checkpoint": str(saved.relative_to(ROOT)) if saved is not None else None,
+        "checkpoint": _shown(saved) if saved is not None else None,
         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project root where it lies inside it, else absolute."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
 
 
 def _save_if_best(trained: TrainedProgram, folder: Path) -> Path | None:
