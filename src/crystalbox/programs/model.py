@@ -409,9 +409,8 @@ class ProgramTransformer(nn.Module):
             cat_weights, num_weights = cat_weights.to(dtype), num_weights.to(dtype)
         logits = _read(num_weights.T, nums).T  # [b*n, classes]
         stream = torch.cat(cats) if len(cats) > 1 else cats[0]  # [v, b, n, k]
-        flat = stream.permute(1, 2, 0, 3).reshape(b * n, -1)  # [b*n, v*k]: one copy
-        logits = logits + flat @ cat_weights.reshape(flat.shape[1], -1)
-        return logits.view(b, n, -1)
+        per_variable = torch.bmm(stream.view(stream.shape[0], b * n, -1), cat_weights)
+        return (logits + per_variable.sum(0)).view(b, n, -1)  # [v, b*n, classes] summed
 
     @torch.no_grad()
     def predict(self, tokens: torch.Tensor) -> torch.Tensor:

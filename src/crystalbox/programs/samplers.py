@@ -16,8 +16,9 @@ SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 
 def _gumbel_like(logits: torch.Tensor) -> torch.Tensor:
-    uniform = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
-    return -torch.log(-torch.log(uniform))
+    """Gumbel(0, 1) noise shaped like ``logits``: ``-log(-log(u))``, computed in place."""
+    noise = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
+    return noise.log_().neg_().log_().neg_()
 
 
 def sample(
