@@ -23,34 +23,16 @@ import torch
 from crystalbox.programs.breakdown import AccuracyBreakdown, accuracy_breakdown
 from crystalbox.programs.checkpoint import load_program
 from crystalbox.programs.data import Split, _encode_targets, encode_inputs, make_data
-from crystalbox.programs.tasks import BOS, Task, dyck_labels, make_task
-
-PAIRS = {"(": ")", "{": "}"}
+from crystalbox.programs.tasks import Task, dyck_task, make_task
 
 
 def authors_style(
-    n_pairs: int, n: int, seed: int, body: int = 15
+    n_pairs: int, n: int, seed: int, max_len: int = 16
 ) -> list[tuple[list[str], list[str | None]]]:
     """``n`` draws of the authors' Dyck distribution (duplicates kept), as (inputs, targets)."""
-    pairs = dict(list(PAIRS.items())[:n_pairs])
-    opens = list(pairs)
-    alphabet = [s for pair in pairs.items() for s in pair]
+    task = dyck_task(n_pairs, max_len, generator="authors")
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        if rng.random() < 0.5:
-            tokens: list[str] = []
-            for _ in range((body + 1) // 2):
-                bracket = opens[int(rng.integers(len(opens)))]
-                if rng.random() < 0.5:
-                    tokens = [*tokens, bracket, pairs[bracket]]
-                else:
-                    tokens = [bracket, *tokens, pairs[bracket]]
-            tokens = tokens[:body]
-        else:
-            tokens = [alphabet[i] for i in rng.integers(0, len(alphabet), body)]
-        out.append(([BOS, *tokens], [None, *dyck_labels(tokens, pairs)]))
-    return out
+    return [task.generate(rng) for _ in range(n)]
 
 
 def to_split(task: Task, examples: list[tuple[list[str], list[str | None]]]) -> Split:

@@ -14,6 +14,7 @@ from crystalbox.programs.tasks import (
     custom_task,
     double_hist_targets,
     dyck_labels,
+    dyck_task,
     hist_targets,
     icl_targets,
     make_task,
@@ -85,10 +86,35 @@ def test_generators_are_consistent_and_fit_the_vocabulary(name):
             assert targets[1:] == icl_targets(body)
         else:
             pairs = {"(": ")"} if name == "dyck1" else {"(": ")", "{": "}"}
+            assert len(inputs) == task.max_len
             assert targets[1:] == dyck_labels(body, pairs)
 
 
-@pytest.mark.parametrize("name", ["hist", "dyck2", "icl"])
+def test_authors_dyck_balanced_half_is_valid_throughout():
+    """The authors' generator: half of the strings are prefixes of one balanced string built by
+    appending or wrapping pairs (every label T or P); the rest are uniform tokens."""
+    task = dyck_task(2, generator="authors")
+    assert task.name == "dyck2_authors" and task.input_vocab == make_task("dyck2").input_vocab
+    rng = np.random.default_rng(0)
+    draws = [task.generate(rng) for _ in range(400)]
+    valid = [x for x, y in draws if "F" not in y]
+    assert 150 < len(valid) < 300  # the balanced half, plus the rare valid random string
+    for inputs, targets in draws:
+        assert targets[1:] == dyck_labels(inputs[1:], {"(": ")", "{": "}"})
+    # a nested and an appended pair both occur in the balanced half
+    joined = [" ".join(x[1:]) for x in valid]
+    assert any(s.startswith("( (") or s.startswith("{ {") or s.startswith("( {") for s in joined)
+    assert any(" ) (" in s or " } {" in s or " ) {" in s or " } (" in s for s in joined)
+
+
+def test_dyck_task_rejects_bad_settings():
+    with pytest.raises(ValueError, match="generator must be 'walk' or 'authors'"):
+        dyck_task(2, generator="paper")
+    with pytest.raises(ValueError, match="1 to 4 bracket pairs"):
+        dyck_task(5)
+
+
+@pytest.mark.parametrize("name", ["hist", "dyck2", "dyck2_authors", "icl"])
 def test_splits_are_deterministic_and_disjoint(name):
     task = make_task(name)
     first = make_data(task, seed=3, n_train=600, n_val=100, n_test=100)

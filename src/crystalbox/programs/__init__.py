@@ -29,6 +29,7 @@ from crystalbox.programs.tasks import (
     PublishedConfig,
     Task,
     custom_task,
+    dyck_task,
     make_task,
 )
 from crystalbox.programs.train import (
@@ -74,6 +75,7 @@ __all__ = [
     "closest_match",
     "custom_task",
     "default_program_config",
+    "dyck_task",
     "encode_inputs",
     "load_program",
     "make_data",

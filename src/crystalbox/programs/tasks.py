@@ -1,7 +1,8 @@
 """Task definitions: generators of (input tokens, target tokens) pairs and their vocabularies.
 
 A ``Task`` is a seeded generator plus vocabularies. Built-in tasks follow the reference
-(reverse, hist, double_hist, sort, most_freq, dyck1, dyck2, icl); ``custom_task`` wraps
+(reverse, hist, double_hist, sort, most_freq, dyck1, dyck2, icl), plus dyck2_authors (dyck2
+on the data distribution of the authors' code); ``custom_task`` wraps
 any user function ``generate(rng) -> (inputs, targets)``. Targets are aligned with the
 inputs; ``None`` marks a position that is not scored (e.g. BOS).
 """
@@ -27,6 +28,7 @@ __all__ = [
     "custom_task",
     "double_hist_targets",
     "dyck_labels",
+    "dyck_task",
     "hist_targets",
     "icl_targets",
     "make_task",
@@ -181,30 +183,60 @@ def dyck_labels(tokens: Sequence[str], pairs: dict[str, str]) -> list[str]:
     return labels
 
 
-def _dyck(n_pairs: int, max_len: int) -> Task:
+def dyck_task(n_pairs: int, max_len: int = 16, generator: str = "walk") -> Task:
+    """Dyck-n over the first ``n_pairs`` of ``() {} [] <>``: per-prefix labels T / P / F.
+
+    Half of the examples start with a balanced string, the rest of each is uniform tokens.
+    ``generator="walk"`` (dyck1, dyck2): a balanced string of random even length drawn as a
+    random walk. ``generator="authors"`` (dyck2_authors): the authors' code's distribution,
+    ``ceil(body / 2)`` steps that each append a random pair or wrap the string in one, cut to
+    the body, so every prefix of that half is valid (for one pair this yields at most 256
+    distinct strings, too few for unique splits, so only dyck2_authors is a built-in task).
+    """
     pairs = dict(list({"(": ")", "{": "}", "[": "]", "<": ">"}.items())[:n_pairs])
     if not 1 <= n_pairs <= len(pairs) or len(pairs) != n_pairs:
         raise ValueError(f"dyck supports 1 to 4 bracket pairs, got {n_pairs}")
+    if generator not in ("walk", "authors"):
+        raise ValueError(f"dyck generator must be 'walk' or 'authors', got {generator!r}")
+    if max_len < 2:
+        raise ValueError(f"max_len must be at least 2 (BOS and one bracket), got {max_len}")
     opens, closes = list(pairs), list(pairs.values())
+    alphabet = opens + closes
     body = max_len - 1
 
-    def generate(rng: np.random.Generator) -> Example:
+    def walk(rng: np.random.Generator) -> list[str]:
+        """A balanced string of random even length (a random walk), then random tokens."""
         tokens: list[str] = []
-        if rng.random() < 0.5:  # a balanced string, then random tokens
-            size = 2 * _length(rng, 1, body // 2)
-            stack: list[str] = []
-            for i in range(size):
-                remaining = size - i
-                if stack and (remaining == len(stack) or rng.random() < 0.5):
-                    tokens.append(pairs[stack.pop()])
-                else:
-                    stack.append(opens[int(rng.integers(len(opens)))])
-                    tokens.append(stack[-1])
-        alphabet = opens + closes
+        size = 2 * _length(rng, 1, body // 2)
+        stack: list[str] = []
+        for i in range(size):
+            remaining = size - i
+            if stack and (remaining == len(stack) or rng.random() < 0.5):
+                tokens.append(pairs[stack.pop()])
+            else:
+                stack.append(opens[int(rng.integers(len(opens)))])
+                tokens.append(stack[-1])
+        return tokens
+
+    def append_or_wrap(rng: np.random.Generator) -> list[str]:
+        """The authors' balanced half: pairs appended to or wrapped around the string, cut."""
+        tokens: list[str] = []
+        for _ in range((body + 1) // 2):
+            bracket = opens[int(rng.integers(len(opens)))]
+            if rng.random() < 0.5:
+                tokens = [*tokens, bracket, pairs[bracket]]
+            else:
+                tokens = [bracket, *tokens, pairs[bracket]]
+        return tokens[:body]
+
+    balanced = append_or_wrap if generator == "authors" else walk
+
+    def generate(rng: np.random.Generator) -> Example:
+        tokens = balanced(rng) if rng.random() < 0.5 else []
         tokens += [alphabet[i] for i in rng.integers(0, len(alphabet), body - len(tokens))]
         return [BOS, *tokens], [None, *dyck_labels(tokens, pairs)]
 
-    name = f"dyck{n_pairs}"
+    name = f"dyck{n_pairs}" + ("_authors" if generator == "authors" else "")
     symbols = [s for pair in pairs.items() for s in pair]
     return Task(
         name, generate, (PAD, BOS, *symbols), ("T", "P", "F"), max_len, True, {"max_len": max_len}
@@ -259,8 +291,10 @@ TASKS: dict[str, Callable[..., Task]] = {
     "double_hist": lambda vocab_size=8, max_len=8: _counting("double_hist", vocab_size, max_len),
     "sort": lambda vocab_size=8, max_len=8: _reverse(vocab_size, max_len, sort=True),
     "most_freq": lambda vocab_size=8, max_len=8: _counting("most_freq", vocab_size, max_len),
-    "dyck1": lambda vocab_size=None, max_len=16: _dyck(1, max_len),
-    "dyck2": lambda vocab_size=None, max_len=16: _dyck(2, max_len),
+    "dyck1": lambda vocab_size=None, max_len=16: dyck_task(1, max_len),
+    "dyck2": lambda vocab_size=None, max_len=16: dyck_task(2, max_len),
+    # dyck2 on the data distribution of the authors' code (see docs/programs.md)
+    "dyck2_authors": lambda vocab_size=None, max_len=16: dyck_task(2, max_len, "authors"),
     "icl": lambda vocab_size=10, max_len=10: _icl(vocab_size, max_len),
 }
 
@@ -299,5 +333,6 @@ PUBLISHED: dict[str, PublishedConfig] = {
     "most_freq": PublishedConfig(8, 3, 8, 4, 250, 75.69, 82.39),
     "dyck1": PublishedConfig(16, 3, 8, 2, 250, 99.30, 99.65),
     "dyck2": PublishedConfig(16, 3, 4, 4, 250, 99.09, 99.22),
+    "dyck2_authors": PublishedConfig(16, 3, 4, 4, 250, 99.09, 99.22),
     "icl": PublishedConfig(10, 2, 1, 0, 500, 100.0, None, cat_heads_only=True),
 }
