@@ -222,9 +222,7 @@ def write_markdown(rows: list[dict[str, Any]], note: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path, help="folders holding checkpoints")
-    parser.add_argument(
-        "--tasks", nargs="*", default=[t for t in TASKS if t != "icl"], help=f"of {TASKS}"
-    )
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), help=f"of {TASKS}")
     parser.add_argument("--train-seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--programs-dir", type=Path, default=ROOT / "out" / "decompiled")

@@ -5,9 +5,11 @@ Our ``dyck1``/``dyck2`` draw, half of the time, a balanced string of random even
 generator (as described by their public code) instead builds, half of the time, a balanced
 string from 8 steps that each either append a pair or wrap the string in one, cut to 15
 tokens, so every prefix of that half is valid; the other half is 15 uniform tokens. This
-script re-implements that distribution and reports, for each checkpoint, token accuracy,
-whole-sequence accuracy and the label mix on both, so the comparison with the paper's
-figures can be read with the difference in mind. Example (the default folder)::
+script draws from that distribution (``dyck_task(n, generator="authors")``, the generator of
+the ``dyck2_authors`` task) and reports, for each checkpoint (dyck1, dyck2 trained on ours,
+dyck2_authors trained on theirs), token accuracy, whole-sequence accuracy and the label mix
+on both, so the comparison with the paper's figures can be read with the difference in
+mind. Example (the default folder)::
 
     python bench/bench_dyck_generators.py docs/programs-checkpoints
 """
@@ -54,24 +56,29 @@ def main() -> None:
         type=Path,
         nargs="?",
         default=Path(__file__).resolve().parent.parent / "docs" / "programs-checkpoints",
-        help="folder holding dyck1/ and dyck2/ checkpoints (default: the committed ones)",
+        help="folder holding dyck1/, dyck2/, dyck2_authors/ (default: the committed ones)",
     )
     parser.add_argument("--draws", type=int, default=20000, help="draws of the authors' generator")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print("| checkpoint | data | examples | token acc | sequences right | labels |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for name in ("dyck1", "dyck2"):
+    for name in ("dyck1", "dyck2", "dyck2_authors"):
         path = args.folder / name
         if not path.is_dir():
             print(f"| {name} | missing: {path} | | | | |")
             continue
         model = load_program(path).model
-        task = make_task(name)
-        ours = make_data(task, seed=0).test
-        theirs = to_split(task, authors_style(int(name[-1]), args.draws, seed=0))
-        for label, split in (("ours (test split)", ours), ("authors' (distinct draws)", theirs)):
-            result = accuracy_breakdown(model, split, task.output_vocab)
+        n_pairs = int(name[4])
+        walk = make_task(f"dyck{n_pairs}")
+        splits = [
+            (f"ours (dyck{n_pairs} test split)", make_data(walk, seed=0).test),
+            ("authors' (distinct draws)", to_split(walk, authors_style(n_pairs, args.draws, 0))),
+        ]
+        if name.endswith("_authors"):
+            splits.append((f"authors' ({name} test split)", make_data(make_task(name), 0).test))
+        for label, split in splits:
+            result = accuracy_breakdown(model, split, walk.output_vocab)
             print(
                 f"| {name} | {label} | {len(split)} | {result.accuracy:.2f} "
                 f"| {result.sequence_accuracy:.2f} | {label_mix(result)} |"
