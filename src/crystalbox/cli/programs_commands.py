@@ -81,6 +81,18 @@ def register(subparsers: Any) -> None:
     )
     evaluate.set_defaults(func=_user_errors(_eval))
 
+    refit = programs.add_parser(
+        "refit",
+        help="refit a checkpoint's classifier on its discrete stream (kept if validation rises)",
+    )
+    refit.add_argument("checkpoint", help="folder written by `programs train`")
+    refit.add_argument(
+        "-o", "--out", default=None, help="new checkpoint folder (default: CHECKPOINT-refit)"
+    )
+    refit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations")
+    refit.add_argument("--threads", type=int, default=None)
+    refit.set_defaults(func=_user_errors(_refit))
+
     for name in EXTENSION_MODULES:
         try:
             module = importlib.import_module(name)
@@ -142,26 +154,32 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from crystalbox.programs.checkpoint import load_program
+def _checkpoint_data(loaded: Any, data_seed: int | None) -> Any:
+    """The checkpoint's task data, regenerated from its task settings and training config."""
     from crystalbox.programs.data import make_data
     from crystalbox.programs.tasks import make_task
-    from crystalbox.programs.train import accuracy
 
-    loaded = load_program(args.checkpoint)
     info = loaded.task
     task = make_task(info.name, info.settings.get("vocab_size"), info.settings.get("max_len"))
     if task.input_vocab != info.input_vocab or task.output_vocab != info.output_vocab:
         raise ValueError(f"task {info.name!r} no longer has the checkpoint's vocabularies")
     tc = loaded.train_config
-    seed = args.data_seed if args.data_seed is not None else int(tc.get("data_seed", 0))
-    data = make_data(
+    return make_data(
         task,
-        seed,
+        data_seed if data_seed is not None else int(tc.get("data_seed", 0)),
         int(tc.get("n_train", 16000)),
         int(tc.get("n_val", 2000)),
         int(tc.get("n_test", 2000)),
     )
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from crystalbox.programs.checkpoint import load_program
+    from crystalbox.programs.train import accuracy
+
+    loaded = load_program(args.checkpoint)
+    info = loaded.task
+    data = _checkpoint_data(loaded, args.data_seed)
     split = getattr(data, args.split)
     report: dict[str, Any] = {
         "task": info.name,
@@ -180,4 +198,40 @@ def _eval(args: argparse.Namespace) -> int:
         ):
             report[name] = {c.label: [c.scored, round(c.accuracy, 2)] for c in cells}
     print(json.dumps(report))
+    return 0
+
+
+def _refit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from crystalbox.programs.checkpoint import load_program, save_loaded
+    from crystalbox.programs.refit import refit_classifier
+    from crystalbox.programs.train import accuracy
+
+    source = Path(args.checkpoint)
+    out = Path(args.out) if args.out else source.with_name(source.name + "-refit")
+    if out.resolve() == source.resolve():
+        raise ValueError(f"--out {out} is the checkpoint itself; choose a new folder")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    loaded = load_program(source)
+    data = _checkpoint_data(loaded, None)
+    test_before = accuracy(loaded.model, data.test)
+    result = refit_classifier(loaded.model, data.train, data.val, max_iter=args.max_iter)
+    report = {"checkpoint": str(source), **result.to_dict(), "test_before": test_before}
+    report["test_after"] = accuracy(loaded.model, data.test) if result.kept else test_before
+    if result.kept:
+        save_loaded(
+            loaded,
+            out,
+            refit=result.to_dict(),
+            val_acc=result.val_after,
+            test_acc=report["test_after"],
+        )
+        report["out"] = str(out)
+    print(
+        json.dumps({key: round(v, 4) if isinstance(v, float) else v for key, v in report.items()})
+    )
     return 0

@@ -8,12 +8,19 @@ nnsight or transformers.
 
 from crystalbox.programs.baseline import BaselineConfig, StandardTransformer, train_baseline
 from crystalbox.programs.breakdown import AccuracyBreakdown, Cell, accuracy_breakdown
-from crystalbox.programs.checkpoint import LoadedProgram, TaskInfo, load_program, save_program
+from crystalbox.programs.checkpoint import (
+    LoadedProgram,
+    TaskInfo,
+    load_program,
+    save_loaded,
+    save_program,
+)
 from crystalbox.programs.config import ProgramConfig, VariableSpec, variable_layout
 from crystalbox.programs.data import IGNORE, Split, TaskData, encode_inputs, make_data
 from crystalbox.programs.discrete import DiscreteHead, DiscreteMLP, DiscreteModel, read_discrete
 from crystalbox.programs.grid import GridResult, paper_grid, run_grid
 from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.refit import RefitResult, refit_classifier
 from crystalbox.programs.samplers import SAMPLERS, Sampler, TemperatureSchedule, sample
 from crystalbox.programs.semantics import (
     aggregate,
@@ -57,6 +64,7 @@ __all__ = [
     "ProgramConfig",
     "ProgramTransformer",
     "PublishedConfig",
+    "RefitResult",
     "RunResult",
     "Sampler",
     "Split",
@@ -84,8 +92,10 @@ __all__ = [
     "paper_grid",
     "position_bias",
     "read_discrete",
+    "refit_classifier",
     "run_grid",
     "sample",
+    "save_loaded",
     "save_program",
     "select_closest",
     "train_baseline",

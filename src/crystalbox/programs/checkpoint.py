@@ -23,7 +23,15 @@ from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.tasks import BOS, EOS, PAD
 from crystalbox.programs.train import TrainedProgram
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "LoadedProgram", "TaskInfo", "load_program", "save_program"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LoadedProgram",
+    "TaskInfo",
+    "load_program",
+    "save_loaded",
+    "save_program",
+]
 
 FORMAT = "crystalbox.programs"
 FORMAT_VERSION = 1
@@ -69,7 +77,44 @@ def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
     so a crash never leaves a checkpoint whose weights and configuration disagree, and an
     earlier checkpoint in ``directory`` survives until the new one is complete.
     """
-    path = Path(directory)
+    task = trained.task
+    task_record = {
+        "name": task.name,
+        "settings": task.settings,
+        "input_vocab": list(task.input_vocab),
+        "output_vocab": list(task.output_vocab),
+        "max_len": task.max_len,
+        "causal": task.causal,
+    }
+    return _save(
+        trained.model,
+        task_record,
+        asdict(trained.train_config),
+        trained.result.to_dict(),
+        Path(directory),
+    )
+
+
+def save_loaded(loaded: LoadedProgram, directory: str | Path, **result: Any) -> Path:
+    """Write a loaded (possibly edited) checkpoint to ``directory`` like ``save_program``;
+    ``result`` entries update the recorded result (e.g. accuracies after an edit)."""
+    return _save(
+        loaded.model,
+        asdict(loaded.task),
+        loaded.train_config,
+        {**loaded.result, **result},
+        Path(directory),
+    )
+
+
+def _save(
+    model: ProgramTransformer,
+    task: dict[str, Any],
+    train_config: dict[str, Any],
+    result: dict[str, Any],
+    path: Path,
+) -> Path:
+    """Stage both files beside ``path``, then swap the staging folder in (see save_program)."""
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} exists and is not a folder; choose another checkpoint folder")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +123,7 @@ def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        _write_checkpoint(trained, staging)
+        _write_checkpoint(model, task, train_config, result, staging)
         if path.exists():
             os.replace(path, retired)
         os.replace(staging, path)
@@ -91,11 +136,15 @@ def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
     return path
 
 
-def _write_checkpoint(trained: TrainedProgram, path: Path) -> None:
-    task = trained.task
+def _write_checkpoint(
+    model: ProgramTransformer,
+    task: dict[str, Any],
+    train_config: dict[str, Any],
+    result: dict[str, Any],
+    path: Path,
+) -> None:
     state = {
-        name: tensor.detach().cpu().contiguous()
-        for name, tensor in trained.model.state_dict().items()
+        name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
     }
     save_file(
         state,
@@ -106,17 +155,10 @@ def _write_checkpoint(trained: TrainedProgram, path: Path) -> None:
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model_config": trained.model_config.to_dict(),
-        "task": {
-            "name": task.name,
-            "settings": task.settings,
-            "input_vocab": list(task.input_vocab),
-            "output_vocab": list(task.output_vocab),
-            "max_len": task.max_len,
-            "causal": task.causal,
-        },
-        "train_config": asdict(trained.train_config),
-        "result": trained.result.to_dict(),
+        "model_config": model.config.to_dict(),
+        "task": task,
+        "train_config": train_config,
+        "result": result,
     }
     (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
