@@ -88,9 +88,7 @@ def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
     }
     return _save(
         trained.model,
-        task_record,
-        asdict(trained.train_config),
-        trained.result.to_dict(),
+        _record(trained.model, task_record, asdict(trained.train_config), trained.result.to_dict()),
         Path(directory),
     )
 
@@ -98,22 +96,30 @@ def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
 def save_loaded(loaded: LoadedProgram, directory: str | Path, **result: Any) -> Path:
     """Write a loaded (possibly edited) checkpoint to ``directory`` like ``save_program``;
     ``result`` entries update the recorded result (e.g. accuracies after an edit)."""
-    return _save(
-        loaded.model,
-        asdict(loaded.task),
-        loaded.train_config,
-        {**loaded.result, **result},
-        Path(directory),
+    record = _record(
+        loaded.model, asdict(loaded.task), loaded.train_config, {**loaded.result, **result}
     )
+    return _save(loaded.model, record, Path(directory))
 
 
-def _save(
+def _record(
     model: ProgramTransformer,
     task: dict[str, Any],
     train_config: dict[str, Any],
     result: dict[str, Any],
-    path: Path,
-) -> Path:
+) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        "task": task,
+        "train_config": train_config,
+        "result": result,
+    }
+
+
+def _save(model: ProgramTransformer, record: dict[str, Any], path: Path) -> Path:
     """Stage both files beside ``path``, then swap the staging folder in (see save_program)."""
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} exists and is not a folder; choose another checkpoint folder")
@@ -123,7 +129,7 @@ def _save(
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        _write_checkpoint(model, task, train_config, result, staging)
+        _write_checkpoint(model, record, staging)
         if path.exists():
             os.replace(path, retired)
         os.replace(staging, path)
@@ -136,13 +142,7 @@ def _save(
     return path
 
 
-def _write_checkpoint(
-    model: ProgramTransformer,
-    task: dict[str, Any],
-    train_config: dict[str, Any],
-    result: dict[str, Any],
-    path: Path,
-) -> None:
+def _write_checkpoint(model: ProgramTransformer, record: dict[str, Any], path: Path) -> None:
     state = {
         name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
     }
@@ -152,15 +152,7 @@ def _write_checkpoint(
         metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)},
     )
     apply_umask(path / WEIGHTS)
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model_config": model.config.to_dict(),
-        "task": task,
-        "train_config": train_config,
-        "result": result,
-    }
-    (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (path / CONFIG).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def load_program(directory: str | Path) -> LoadedProgram:
