@@ -324,7 +324,8 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "there). Accuracy: token-level test accuracy (%) of the discrete (argmax) model; the epoch "
         "and the seed are chosen on validation; runs stop early once validation has been 100% for "
         "5 epochs. Wall time per run and median ms per optimisation step (batch 512) on the "
-        "shared 2-core CPU, one thread. Each task has a row for its published configuration and, "
+        "shared 2-core CPU, one thread (two for the runs whose `threads` in the JSON says 2). "
+        "Each task has a row for its published configuration and, "
         "where a run of another configuration of the paper's grid (L in {2, 3}, H in {4, 8}, "
         'M in {2, 4}) has the best validation accuracy, a "(grid)" row for it, as the paper '
         'selected over that grid ("(count-only)" when that run\'s numerical heads only count). '
