@@ -95,6 +95,16 @@ def test_saving_over_a_checkpoint_is_crash_safe(trained_hist, tmp_path: Path, mo
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         save_program(trained_hist, tmp_path / "file")
+    # a folder of the user's own files is never replaced by a checkpoint
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="holds files other than a programs checkpoint"):
+        save_program(trained_hist, mine)
+    assert (mine / "notes.txt").read_text() == "keep me" and len(list(mine.iterdir())) == 1
+    monkeypatch.undo()
+    (tmp_path / "empty").mkdir()
+    assert (save_program(trained_hist, tmp_path / "empty") / "config.json").is_file()
 
 
 def test_incompatible_checkpoints_raise(trained_hist, tmp_path: Path):
@@ -137,6 +147,13 @@ def test_cli_train_count_only(tmp_path: Path):
     loaded = load_program(out)
     assert loaded.model.config.count_only and loaded.model.config.n_layers == 2
     assert all(not layer.num_value.requires_grad for layer in loaded.model.layers)
+
+
+def test_cli_train_refuses_a_folder_of_other_files_before_training(tmp_path: Path, capsys):
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert main(["programs", "train", "hist", "--epochs", "1", "--out", str(tmp_path)]) == 1
+    assert "holds files other than a programs checkpoint" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_cli_train_unknown_task_is_a_clear_error(capsys):

@@ -122,11 +122,13 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from crystalbox.programs.checkpoint import save_program
+    from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
     from crystalbox.programs.tasks import PUBLISHED, make_task
     from crystalbox.programs.train import TrainConfig, default_program_config, train_program
 
     task = make_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
+    out = args.out or f"out/programs/{task.name}-seed{args.seed}"
+    check_checkpoint_folder(out)  # before training, not after
     published = PUBLISHED.get(task.name)
     epochs = args.epochs or (published.epochs if published else 250)
     model_config = default_program_config(
@@ -144,7 +146,6 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     trained = train_program(task, model_config, train_config)
-    out = args.out or f"out/programs/{task.name}-seed{args.seed}"
     save_program(trained, out)
     result = trained.result
     print(
@@ -206,7 +207,7 @@ def _refit(args: argparse.Namespace) -> int:
 
     import torch
 
-    from crystalbox.programs.checkpoint import load_program, save_loaded
+    from crystalbox.programs.checkpoint import check_checkpoint_folder, load_program, save_loaded
     from crystalbox.programs.refit import refit_classifier
     from crystalbox.programs.train import accuracy
 
@@ -214,6 +215,7 @@ def _refit(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else source.with_name(source.name + "-refit")
     if out.resolve() == source.resolve():
         raise ValueError(f"--out {out} is the checkpoint itself; choose a new folder")
+    check_checkpoint_folder(out)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     loaded = load_program(source)

@@ -28,6 +28,7 @@ __all__ = [
     "FORMAT_VERSION",
     "LoadedProgram",
     "TaskInfo",
+    "check_checkpoint_folder",
     "load_program",
     "save_loaded",
     "save_program",
@@ -121,8 +122,7 @@ def _record(
 
 def _save(model: ProgramTransformer, record: dict[str, Any], path: Path) -> Path:
     """Stage both files beside ``path``, then swap the staging folder in (see save_program)."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path} exists and is not a folder; choose another checkpoint folder")
+    check_checkpoint_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.staging")
     retired = path.with_name(f".{path.name}.{os.getpid()}.retired")
@@ -140,6 +140,32 @@ def _save(model: ProgramTransformer, record: dict[str, Any], path: Path) -> Path
         raise
     shutil.rmtree(retired, ignore_errors=True)
     return path
+
+
+def check_checkpoint_folder(directory: str | Path) -> None:
+    """Raise ``ValueError`` unless a checkpoint may be saved to ``directory``: a new or empty
+    folder, or one holding only an earlier checkpoint (which saving replaces)."""
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} exists and is not a folder; choose another checkpoint folder")
+    if path.is_dir() and not _replaceable(path):
+        raise ValueError(
+            f"{path} holds files other than a programs checkpoint; saving would replace the "
+            "whole folder, so choose a new or empty folder (or an earlier checkpoint's)"
+        )
+
+
+def _replaceable(path: Path) -> bool:
+    """Whether the folder ``path`` is empty or holds only a checkpoint of this format."""
+    names = {entry.name for entry in path.iterdir()}
+    if not names:
+        return True
+    if not names <= {CONFIG, WEIGHTS} or CONFIG not in names:
+        return False
+    try:
+        return bool(json.loads((path / CONFIG).read_text()).get("format") == FORMAT)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _write_checkpoint(model: ProgramTransformer, record: dict[str, Any], path: Path) -> None:
