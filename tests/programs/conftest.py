@@ -6,6 +6,31 @@ import pytest
 import torch
 
 from crystalbox.programs import ProgramConfig, ProgramTransformer
+from crystalbox.programs.tasks import make_task
+from crystalbox.programs.train import (
+    TrainConfig,
+    TrainedProgram,
+    default_program_config,
+    train_program,
+)
+
+QUICK = TrainConfig(
+    epochs=40,
+    batch_size=256,
+    n_train=2048,
+    n_val=256,
+    n_test=256,
+    threads=1,
+    compile=False,
+    progress=False,
+)
+
+
+@pytest.fixture(scope="session")
+def trained_hist() -> TrainedProgram:
+    """A short real hist run (1 layer), trained once per test session; do not modify it."""
+    task = make_task("hist")
+    return train_program(task, default_program_config(task), QUICK)
 
 
 def random_model(causal: bool, seed: int = 0, count_only: bool = False) -> ProgramTransformer:

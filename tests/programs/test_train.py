@@ -16,28 +16,11 @@ from crystalbox.programs.discrete import read_discrete
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import (
     TrainConfig,
-    TrainedProgram,
     accuracy,
-    default_program_config,
     train_program,
 )
 
-QUICK = TrainConfig(
-    epochs=40,
-    batch_size=256,
-    n_train=2048,
-    n_val=256,
-    n_test=256,
-    threads=1,
-    compile=False,
-    progress=False,
-)
-
-
-@pytest.fixture(scope="module")
-def trained_hist() -> TrainedProgram:
-    task = make_task("hist")
-    return train_program(task, default_program_config(task), QUICK)
+from .conftest import QUICK
 
 
 def test_short_run_learns_hist(trained_hist):

@@ -11,7 +11,11 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crystalbox.programs.checkpoint import LoadedProgram
+    from crystalbox.programs.data import TaskData
 
 __all__ = ["register"]
 
@@ -155,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_data(loaded: Any, data_seed: int | None) -> Any:
+def _checkpoint_data(loaded: LoadedProgram, data_seed: int | None) -> TaskData:
     """The checkpoint's task data, regenerated from its task settings and training config."""
     from crystalbox.programs.data import make_data
     from crystalbox.programs.tasks import make_task

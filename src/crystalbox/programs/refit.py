@@ -55,12 +55,11 @@ def discrete_features(
     for start in range(0, len(split), batch_size):
         tokens = torch.as_tensor(split.inputs[start : start + batch_size], device=device)
         target = torch.as_tensor(split.targets[start : start + batch_size], device=device)
-        cats, nums = model._streams(tokens, "argmax", 1.0)
-        values = torch.cat(cats).argmax(-1).permute(1, 2, 0)  # [b, n, v]
+        cat, num = model.stream(tokens)  # [b, n, k, n_cat], [b, n, n_num]: the program's
+        values = cat.argmax(2)  # [b, n, n_cat]
         scored = target != IGNORE
-        offsets = k * torch.arange(values.shape[-1], device=device)
-        rows.append((values + offsets)[scored])
-        numbers.append(torch.cat(nums).permute(1, 2, 0)[scored].double())
+        rows.append((values + k * torch.arange(values.shape[-1], device=device))[scored])
+        numbers.append(num[scored].double())
         targets.append(target[scored])
     return torch.cat(rows), torch.cat(numbers), torch.cat(targets)
 
