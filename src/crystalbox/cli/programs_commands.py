@@ -97,6 +97,28 @@ def register(subparsers: Any) -> None:
     refit.add_argument("--threads", type=int, default=None)
     refit.set_defaults(func=_user_errors(_refit))
 
+    polish = programs.add_parser(
+        "polish",
+        help="local search over a checkpoint's predicates and reads (kept if validation rises)",
+    )
+    polish.add_argument("checkpoint", help="folder written by `programs train`")
+    polish.add_argument(
+        "-o", "--out", default=None, help="new checkpoint folder (default: CHECKPOINT-polish)"
+    )
+    polish.add_argument("--rounds", type=int, default=2, help="passes over every choice")
+    polish.add_argument(
+        "--search-examples",
+        type=int,
+        default=4000,
+        help="training examples scoring each alternative (0: all); gains are confirmed on all",
+    )
+    polish.add_argument("--no-reads", action="store_true", help="search predicate rows only")
+    polish.add_argument("--no-refit", action="store_true", help="keep the classifier as is")
+    polish.add_argument("--seed", type=int, default=0, help="draws the search examples")
+    polish.add_argument("--threads", type=int, default=None)
+    polish.add_argument("--quiet", action="store_true", help="no progress bar")
+    polish.set_defaults(func=_user_errors(_polish))
+
     for name in EXTENSION_MODULES:
         try:
             module = importlib.import_module(name)
@@ -207,16 +229,50 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _refit(args: argparse.Namespace) -> int:
+    from crystalbox.programs.refit import refit_classifier
+
+    def run(loaded: LoadedProgram, data: TaskData) -> tuple[bool, float, dict[str, Any]]:
+        result = refit_classifier(loaded.model, data.train, data.val, max_iter=args.max_iter)
+        return result.kept, result.val_after, result.to_dict()
+
+    return _improve(args, "refit", run)
+
+
+def _polish(args: argparse.Namespace) -> int:
+    from crystalbox.programs.polish import PolishConfig, polish_program
+
+    config = PolishConfig(
+        rounds=args.rounds,
+        search_examples=args.search_examples,
+        reads=not args.no_reads,
+        refit=not args.no_refit,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+
+    def run(loaded: LoadedProgram, data: TaskData) -> tuple[bool, float, dict[str, Any]]:
+        result = polish_program(loaded.model, data.train, data.val, config)
+        return result.kept, result.val_after, result.to_dict()
+
+    return _improve(args, "polish", run)
+
+
+def _improve(
+    args: argparse.Namespace,
+    step: str,
+    run: Callable[[LoadedProgram, TaskData], tuple[bool, float, dict[str, Any]]],
+) -> int:
+    """Run ``run`` (which edits the model in place and says whether it kept the edit) on a
+    checkpoint and write a new checkpoint ``--out`` (default CHECKPOINT-<step>) if it did."""
     from pathlib import Path
 
     import torch
 
     from crystalbox.programs.checkpoint import check_checkpoint_folder, load_program, save_loaded
-    from crystalbox.programs.refit import refit_classifier
     from crystalbox.programs.train import accuracy
 
     source = Path(args.checkpoint)
-    out = Path(args.out) if args.out else source.with_name(source.name + "-refit")
+    out = Path(args.out) if args.out else source.with_name(f"{source.name}-{step}")
     if out.resolve() == source.resolve():
         raise ValueError(f"--out {out} is the checkpoint itself; choose a new folder")
     check_checkpoint_folder(out)
@@ -225,16 +281,12 @@ def _refit(args: argparse.Namespace) -> int:
     loaded = load_program(source)
     data = _checkpoint_data(loaded, None)
     test_before = accuracy(loaded.model, data.test)
-    result = refit_classifier(loaded.model, data.train, data.val, max_iter=args.max_iter)
-    report = {"checkpoint": str(source), **result.to_dict(), "test_before": test_before}
-    report["test_after"] = accuracy(loaded.model, data.test) if result.kept else test_before
-    if result.kept:
+    kept, val_after, details = run(loaded, data)
+    report = {"checkpoint": str(source), **details, "test_before": test_before}
+    report["test_after"] = accuracy(loaded.model, data.test) if kept else test_before
+    if kept:
         save_loaded(
-            loaded,
-            out,
-            refit=result.to_dict(),
-            val_acc=result.val_after,
-            test_acc=report["test_after"],
+            loaded, out, **{step: details}, val_acc=val_after, test_acc=report["test_after"]
         )
         report["out"] = str(out)
     print(

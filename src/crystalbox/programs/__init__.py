@@ -20,6 +20,7 @@ from crystalbox.programs.data import IGNORE, Split, TaskData, encode_inputs, mak
 from crystalbox.programs.discrete import DiscreteHead, DiscreteMLP, DiscreteModel, read_discrete
 from crystalbox.programs.grid import GridResult, paper_grid, run_grid
 from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.polish import PolishConfig, PolishEdit, PolishResult, polish_program
 from crystalbox.programs.refit import RefitResult, refit_classifier
 from crystalbox.programs.samplers import SAMPLERS, Sampler, TemperatureSchedule, sample
 from crystalbox.programs.semantics import (
@@ -61,6 +62,9 @@ __all__ = [
     "DiscreteModel",
     "GridResult",
     "LoadedProgram",
+    "PolishConfig",
+    "PolishEdit",
+    "PolishResult",
     "ProgramConfig",
     "ProgramTransformer",
     "PublishedConfig",
@@ -90,6 +94,7 @@ __all__ = [
     "make_task",
     "match_matrix",
     "paper_grid",
+    "polish_program",
     "position_bias",
     "read_discrete",
     "refit_classifier",

@@ -1,0 +1,279 @@
+"""Polishing a trained program: local search over its discrete choices.
+
+Training optimises a relaxed model; its argmax model is the program. Polishing edits the
+program directly: for every predicate row (what key value a query value matches) and every
+read (which variable a slot reads), it scores each alternative on training examples and keeps
+an alternative when it raises training accuracy, first on a search subset, then confirmed on
+the whole training split. An edit raises the chosen logit above the row's maximum, so the
+model stays a model of the same shape, decompiles as before and is verified against its
+program as before. After each round the classifier is refit (``refit_classifier``). The
+round with the best validation accuracy is kept, and the whole polish only when it beats the
+starting validation accuracy; the test split is never read.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from crystalbox.programs.data import IGNORE, Split
+from crystalbox.programs.fast_predict import Values, class_logits, embed_values, run_layer
+from crystalbox.programs.model import ProgramLayer, ProgramTransformer
+from crystalbox.programs.refit import refit_classifier
+
+__all__ = ["PolishConfig", "PolishEdit", "PolishResult", "polish_program"]
+
+# the logits a head's slots and predicate rows are read from, per kind of choice
+_PREDICATES = ("cat_pred", "num_pred")
+_HEAD_READS = ("cat_key", "cat_query", "cat_value", "num_key", "num_query", "num_value")
+_MLP_READS = ("mlp_read", "num_mlp_read")
+
+
+@dataclass(frozen=True)
+class PolishConfig:
+    """Settings of ``polish_program``.
+
+    ``search_examples``: training examples that score every alternative (0: all of them);
+    an improvement found there is confirmed on the whole training split before it is kept.
+    """
+
+    rounds: int = 2
+    search_examples: int = 4000
+    reads: bool = True
+    refit: bool = True
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be positive, got {self.rounds}")
+        if self.search_examples < 0:
+            raise ValueError(
+                f"search_examples must be 0 (all) or positive, got {self.search_examples}"
+            )
+
+
+@dataclass(frozen=True)
+class PolishEdit:
+    """One kept change: ``param[index]`` of layer ``layer`` now selects ``new`` (was ``old``);
+    ``train`` is the training accuracy (percent, fast path) after it."""
+
+    round: int
+    layer: int
+    param: str
+    index: tuple[int, ...]
+    old: int
+    new: int
+    train: float
+
+
+@dataclass(frozen=True)
+class PolishResult:
+    """Token accuracies (percent, ``model.predict``) before and after polishing."""
+
+    train_before: float
+    train_after: float
+    val_before: float
+    val_after: float
+    kept: bool  # validation rose, so the model now holds the polished program
+    best_round: int  # the round kept (0: none)
+    edits: tuple[PolishEdit, ...]  # the kept round's edits, in order
+    evaluations: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["edits"] = [asdict(e) for e in self.edits]
+        return out
+
+
+@dataclass
+class _Scorer:
+    """Counts correct scored positions of the argmax model on one set of examples, with the
+    stream before every layer cached so that an edit in layer ``l`` re-runs layers ``l``..."""
+
+    model: ProgramTransformer
+    tokens: torch.Tensor  # [b, n]
+    targets: torch.Tensor  # [b, n]
+    before: list[Values]  # before[l]: the stream entering layer l
+    evaluations: int = 0
+
+    @classmethod
+    def of(cls, model: ProgramTransformer, split: Split, rows: np.ndarray | None) -> _Scorer:
+        inputs = split.inputs if rows is None else split.inputs[rows]
+        targets = split.targets if rows is None else split.targets[rows]
+        device = model.classifier_num.device
+        scorer = cls(model, torch.as_tensor(inputs, device=device), torch.as_tensor(targets), [])
+        scorer.recache()
+        return scorer
+
+    @torch.no_grad()
+    def recache(self, from_layer: int = 0) -> None:
+        if not self.before:
+            self.before = [embed_values(self.model, self.tokens)]
+        del self.before[from_layer + 1 :]
+        for layer in self._layers()[from_layer:-1]:
+            self.before.append(run_layer(self.model, layer, self.before[-1]))
+
+    def _layers(self) -> list[ProgramLayer]:
+        return [cast("ProgramLayer", m) for m in self.model.layers]
+
+    @torch.no_grad()
+    def correct(self, from_layer: int = 0) -> int:
+        self.evaluations += 1
+        values = self.before[from_layer]
+        for layer in self._layers()[from_layer:]:
+            values = run_layer(self.model, layer, values)
+        predicted = class_logits(self.model, values).argmax(-1).cpu()
+        scored = self.targets != IGNORE
+        return int((predicted == self.targets)[scored].sum())
+
+    def percent(self, correct: int) -> float:
+        return 100.0 * correct / max(int((self.targets != IGNORE).sum()), 1)
+
+    def values_of(self, layer: int, read: torch.Tensor) -> torch.Tensor:
+        """Distinct values ``[u]`` of the categorical variable picked by ``read`` entering
+        ``layer``, over this scorer's examples (padding included: it is a value too)."""
+        return torch.unique(self.before[layer].cat[int(read)])
+
+
+def _choices(model: ProgramTransformer, layer_index: int, reads: bool) -> Iterator[tuple[str, int]]:
+    """(parameter name, row) of every choice to search in one layer, predicates first."""
+    layer = cast("ProgramLayer", model.layers[layer_index])
+    names = list(_PREDICATES) + (list(_HEAD_READS) + list(_MLP_READS) if reads else [])
+    for name in names:
+        param = getattr(layer, name)
+        if not isinstance(param, torch.nn.Parameter):  # a fixed read (count_only)
+            continue
+        rows = param.reshape(-1, param.shape[-1])
+        for row in range(rows.shape[0]):
+            yield name, row
+
+
+def _candidates(scorer: _Scorer, layer_index: int, name: str, row: int) -> list[int]:
+    """Alternatives worth scoring for one row: for a predicate row, the key values that occur
+    and one that never does (it matches nothing); for a read, every variable present."""
+    layer = cast("ProgramLayer", scorer.model.layers[layer_index])
+    param = getattr(layer, name)
+    width = int(param.shape[-1])
+    if name not in _PREDICATES:
+        return list(range(width))
+    head, query_value = divmod(row, width)
+    prefix = name.split("_")[0]  # "cat" or "num"
+    queries = scorer.values_of(layer_index, getattr(layer, f"{prefix}_query")[head].argmax())
+    if query_value not in set(queries.tolist()):
+        return []  # this query value never occurs, so the row decides nothing here
+    keys = scorer.values_of(layer_index, getattr(layer, f"{prefix}_key")[head].argmax())
+    present = sorted(set(keys.tolist()))
+    absent = [v for v in range(width) if v not in present][:1]
+    return present + absent
+
+
+def _select(param: torch.Tensor, row: int, choice: int) -> None:
+    """Make ``choice`` the argmax of row ``row`` of ``param`` (flattened over leading dims)."""
+    rows = param.data.view(-1, param.shape[-1])
+    rows[row, choice] = rows[row].max() + 1.0
+
+
+def _search_round(
+    model: ProgramTransformer,
+    search: _Scorer,
+    full: _Scorer,
+    config: PolishConfig,
+    round_index: int,
+) -> list[PolishEdit]:
+    edits: list[PolishEdit] = []
+    n_layers = len(model.layers)
+    jobs = [
+        (li, name, row) for li in range(n_layers) for name, row in _choices(model, li, config.reads)
+    ]
+    bar = tqdm(jobs, desc=f"polish round {round_index}", disable=not config.progress)
+    search_score, full_score = search.correct(), full.correct()
+    for li, name, row in bar:
+        param = getattr(model.layers[li], name)
+        rows = param.data.view(-1, param.shape[-1])
+        current = int(rows[row].argmax())
+        saved = rows[row].clone()
+        best, best_score = current, search_score
+        for choice in _candidates(search, li, name, row):
+            if choice == current:
+                continue
+            _select(param, row, choice)
+            score = search.correct(li)
+            rows[row] = saved
+            if score > best_score:
+                best, best_score = choice, score
+        if best == current:
+            continue
+        _select(param, row, best)
+        confirmed = full.correct(li)
+        if confirmed <= full_score:
+            rows[row] = saved
+            continue
+        search_score, full_score = best_score, confirmed
+        search.recache(li)
+        full.recache(li)
+        index = tuple(int(i) for i in np.unravel_index(row, tuple(param.shape[:-1])))
+        edits.append(
+            PolishEdit(round_index, li, name, index, current, best, full.percent(full_score))
+        )
+        bar.set_postfix(train=f"{full.percent(full_score):.3f}", edits=len(edits))
+    return edits
+
+
+def polish_program(
+    model: ProgramTransformer, train: Split, val: Split, config: PolishConfig | None = None
+) -> PolishResult:
+    """Polish ``model``'s program in place by local search on ``train`` (see the module).
+
+    Keeps the round with the best validation accuracy when it beats the starting one, else
+    restores the model bit-exactly. Reported accuracies are those of ``model.predict``.
+    """
+    from crystalbox.programs.train import accuracy
+
+    config = config or PolishConfig()
+    if not len(train) or not len(val):
+        raise ValueError("polish_program needs non-empty train and validation splits")
+    started = time.perf_counter()
+    was_training = model.training
+    model.eval()
+    rows = None
+    if 0 < config.search_examples < len(train):
+        rng = np.random.default_rng(config.seed)
+        rows = np.sort(rng.choice(len(train), config.search_examples, replace=False))
+    search, full = _Scorer.of(model, train, rows), _Scorer.of(model, train, None)
+    start = copy.deepcopy(model.state_dict())
+    train_before, val_before = accuracy(model, train), accuracy(model, val)
+    best = (val_before, start, 0, 0)  # validation, state, round, number of edits
+    edits: list[PolishEdit] = []
+    for round_index in range(1, config.rounds + 1):
+        found = _search_round(model, search, full, config, round_index)
+        edits.extend(found)
+        if config.refit:
+            refit_classifier(model, train, val)
+        val_now = accuracy(model, val)
+        if val_now > best[0]:
+            best = (val_now, copy.deepcopy(model.state_dict()), round_index, len(edits))
+        if not found:
+            break
+    model.load_state_dict(best[1])
+    model.train(was_training)
+    kept = best[2] > 0
+    return PolishResult(
+        train_before=train_before,
+        train_after=accuracy(model, train) if kept else train_before,
+        val_before=val_before,
+        val_after=best[0],
+        kept=kept,
+        best_round=best[2],
+        edits=tuple(edits[: best[3]]),
+        evaluations=search.evaluations + full.evaluations,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,138 @@
+"""Polishing a program by local search over its predicates and reads."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from crystalbox.cli.main import main
+from crystalbox.programs.checkpoint import load_program, save_program
+from crystalbox.programs.data import Split, make_data
+from crystalbox.programs.decompile import decompile
+from crystalbox.programs.polish import PolishConfig, polish_program
+from crystalbox.programs.tasks import make_task
+from crystalbox.programs.train import TrainedProgram, accuracy
+
+from .conftest import QUICK, random_model
+
+FAST = PolishConfig(rounds=1, search_examples=512, progress=False)
+
+
+def _data():
+    return make_data(make_task("hist"), 0, QUICK.n_train, QUICK.n_val, QUICK.n_test)
+
+
+def _counting_head(model) -> tuple[int, int]:
+    """(head, query value) of the hist model's numerical head row that matters most."""
+    layer = model.layers[0]
+    data = _data()
+    best, where = 101.0, (0, 0)
+    for head in range(layer.num_pred.shape[0]):
+        for query in range(layer.num_pred.shape[1]):
+            row = layer.num_pred.data[head, query].clone()
+            choice = (int(row.argmax()) + 1) % row.numel()
+            layer.num_pred.data[head, query, choice] = row.max() + 1.0
+            acc = accuracy(model, data.val)
+            layer.num_pred.data[head, query] = row
+            if acc < best:
+                best, where = acc, (head, query)
+    return where
+
+
+@pytest.fixture(scope="module")
+def damaged_hist(trained_hist: TrainedProgram) -> tuple[TrainedProgram, tuple[int, int, int]]:
+    """The short hist run with the predicate row that matters most pointed elsewhere; also
+    (head, query value, the original key value)."""
+    model = copy.deepcopy(trained_hist.model)
+    head, query = _counting_head(model)
+    row = model.layers[0].num_pred.data[head, query]
+    original = int(row.argmax())
+    row[(original + 1) % row.numel()] = row.max() + 1.0
+    return dataclasses.replace(trained_hist, model=model), (head, query, original)
+
+
+def test_polish_repairs_a_damaged_predicate(damaged_hist):
+    trained, (head, query, original) = damaged_hist
+    model = copy.deepcopy(trained.model)
+    data = _data()
+    damaged_val = accuracy(model, data.val)
+    result = polish_program(model, data.train, data.val, FAST)
+    assert result.kept and result.best_round == 1
+    assert result.val_before == pytest.approx(damaged_val)
+    assert result.val_after > result.val_before + 5
+    assert result.train_after > result.train_before
+    # the reported figures are the program's own (model.predict)
+    assert result.val_after == pytest.approx(accuracy(model, data.val), abs=1e-9)
+    assert result.train_after == pytest.approx(accuracy(model, data.train), abs=1e-9)
+    # the damaged row is among the edits and the edits are what the model now holds
+    assert any(e.param == "num_pred" and e.index == (head, query) for e in result.edits)
+    last = {(e.layer, e.param, e.index): e.new for e in result.edits}
+    for (layer, param, index), new in last.items():
+        assert int(getattr(model.layers[layer], param)[index].argmax()) == new
+    assert int(model.layers[0].num_pred[head, query].argmax()) == original
+    assert result.evaluations > 0 and result.seconds > 0
+
+
+def test_polished_program_still_decompiles_and_verifies(damaged_hist):
+    trained, _ = damaged_hist
+    model = copy.deepcopy(trained.model)
+    data = _data()
+    polish_program(model, data.train, data.val, FAST)
+    task = make_task("hist")
+    decompiled = decompile(
+        model,
+        input_vocab=task.input_vocab,
+        output_vocab=task.output_vocab,
+        inputs={"test": data.test.inputs},
+        prune=False,
+    )
+    assert decompiled.report is not None and decompiled.report.ok
+
+
+def test_a_polish_that_does_not_raise_validation_is_undone():
+    model = random_model(causal=False)
+    tokens = torch.randint(2, 6, (64, 8), generator=torch.Generator().manual_seed(1))
+    tokens[:, 0] = 1
+    with torch.no_grad():
+        targets = model.predict(tokens)  # the model is exact on its own outputs
+    targets[:, 0] = -100
+    split = Split(tokens.numpy(), targets.numpy())
+    state = copy.deepcopy(model.state_dict())
+    result = polish_program(model, split, split, FAST)
+    assert not result.kept and result.best_round == 0 and result.edits == ()
+    assert result.val_before == result.val_after == 100.0
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+
+
+def test_polish_rejects_bad_settings():
+    with pytest.raises(ValueError, match="rounds must be positive"):
+        PolishConfig(rounds=0)
+    with pytest.raises(ValueError, match="search_examples"):
+        PolishConfig(search_examples=-1)
+    model = random_model(causal=False)
+    empty = Split(torch.zeros(0, 8, dtype=torch.long).numpy(), torch.zeros(0, 8).long().numpy())
+    with pytest.raises(ValueError, match="non-empty"):
+        polish_program(model, empty, empty, FAST)
+
+
+def test_cli_polish_writes_a_new_checkpoint(damaged_hist, tmp_path: Path, capsys):
+    trained, _ = damaged_hist
+    source = save_program(trained, tmp_path / "hist")
+    assert main(["programs", "polish", str(source), "-o", str(source)]) == 1
+    assert "is the checkpoint itself" in capsys.readouterr().err
+    args = ["programs", "polish", str(source), "--rounds", "1", "--search-examples", "512"]
+    assert main([*args, "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kept"] and report["out"] == str(tmp_path / "hist-polish")
+    polished = load_program(tmp_path / "hist-polish")
+    assert polished.result["val_acc"] == pytest.approx(report["val_after"], abs=1e-3)
+    assert polished.result["polish"]["edits"]
+    assert accuracy(polished.model, _data().test) == pytest.approx(report["test_after"], abs=1e-3)
+    # the source checkpoint is untouched
+    assert load_program(source).result["val_acc"] == trained.result.val_acc
