@@ -14,6 +14,8 @@ from crystalbox.cli.main import main
 from crystalbox.programs.checkpoint import load_program, save_program
 from crystalbox.programs.data import Split, make_data
 from crystalbox.programs.decompile import decompile
+from crystalbox.programs.fast_predict import cat_mlp_table
+from crystalbox.programs.mlp_fit import fit_cat_mlp
 from crystalbox.programs.polish import PolishConfig, polish_program
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import TrainedProgram, accuracy
@@ -72,8 +74,13 @@ def test_polish_repairs_a_damaged_predicate(damaged_hist):
     # the damaged row is among the edits and the edits are what the model now holds
     assert any(e.param == "num_pred" and e.index == (head, query) for e in result.edits)
     last = {(e.layer, e.param, e.index): e.new for e in result.edits}
+    k = model.config.d_var
     for (layer, param, index), new in last.items():
-        assert int(getattr(model.layers[layer], param)[index].argmax()) == new
+        if param == "mlp_table":  # (MLP, input a, input b)
+            held = int(cat_mlp_table(model.layers[layer], index[0])[index[1] * k + index[2]])
+        else:
+            held = int(getattr(model.layers[layer], param)[index].argmax())
+        assert held == new
     assert int(model.layers[0].num_pred[head, query].argmax()) == original
     assert result.evaluations > 0 and result.seconds > 0
 
@@ -136,3 +143,32 @@ def test_cli_polish_writes_a_new_checkpoint(damaged_hist, tmp_path: Path, capsys
     assert accuracy(polished.model, _data().test) == pytest.approx(report["test_after"], abs=1e-3)
     # the source checkpoint is untouched
     assert load_program(source).result["val_acc"] == trained.result.val_acc
+
+
+def test_a_fitted_mlp_holds_an_edited_table(trained_hist):
+    model = copy.deepcopy(trained_hist.model)
+    layer = model.layers[0]
+    table = cat_mlp_table(layer, 0).clone()
+    k = model.config.d_var
+    wanted = table.clone()
+    wanted[3 * k + 2] = (int(table[3 * k + 2]) + 1) % k
+    wanted[0] = (int(table[0]) + 3) % k
+    assert fit_cat_mlp(layer, 0, wanted)
+    assert torch.equal(cat_mlp_table(layer, 0), wanted)
+    # the model's own argmax MLP agrees (its products run in another order)
+    x = torch.zeros(1, k * k, 2 * k)
+    x[0, torch.arange(k * k), torch.arange(k * k) // k] = 1.0
+    x[0, torch.arange(k * k), k + torch.arange(k * k) % k] = 1.0
+    hidden = torch.relu(torch.baddbmm(layer.mlp_b1[:1].unsqueeze(1), x, layer.mlp_w1[:1]))
+    logits = torch.baddbmm(layer.mlp_b2[:1].unsqueeze(1), hidden, layer.mlp_w2[:1])
+    assert torch.equal(logits[0].argmax(-1), wanted)
+
+
+def test_an_impossible_fit_leaves_the_mlp_unchanged(trained_hist):
+    model = copy.deepcopy(trained_hist.model)
+    layer = model.layers[0]
+    before = [p.detach().clone() for p in (layer.mlp_w1, layer.mlp_b1, layer.mlp_w2)]
+    wanted = (cat_mlp_table(layer, 0) + 1) % model.config.d_var
+    assert not fit_cat_mlp(layer, 0, wanted, steps=1)  # one step cannot reach the margin
+    for p, b in zip((layer.mlp_w1, layer.mlp_b1, layer.mlp_w2), before, strict=True):
+        assert torch.equal(p, b)

@@ -99,7 +99,8 @@ def register(subparsers: Any) -> None:
 
     polish = programs.add_parser(
         "polish",
-        help="local search over a checkpoint's predicates and reads (kept if validation rises)",
+        help="local search over a checkpoint's predicates, reads and MLP tables "
+        "(kept if validation rises)",
     )
     polish.add_argument("checkpoint", help="folder written by `programs train`")
     polish.add_argument(
@@ -112,7 +113,10 @@ def register(subparsers: Any) -> None:
         default=4000,
         help="training examples scoring each alternative (0: all); gains are confirmed on all",
     )
-    polish.add_argument("--no-reads", action="store_true", help="search predicate rows only")
+    polish.add_argument("--no-reads", action="store_true", help="do not search reads")
+    polish.add_argument(
+        "--no-tables", action="store_true", help="do not search categorical MLP tables"
+    )
     polish.add_argument("--no-refit", action="store_true", help="keep the classifier as is")
     polish.add_argument("--seed", type=int, default=0, help="draws the search examples")
     polish.add_argument("--threads", type=int, default=None)
@@ -245,6 +249,7 @@ def _polish(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         search_examples=args.search_examples,
         reads=not args.no_reads,
+        tables=not args.no_tables,
         refit=not args.no_refit,
         seed=args.seed,
         progress=not args.quiet,

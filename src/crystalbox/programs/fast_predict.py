@@ -8,6 +8,7 @@ as there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -18,7 +19,15 @@ from crystalbox.programs.semantics import aggregate, aggregate_sum, match_matrix
 if TYPE_CHECKING:
     from crystalbox.programs.model import ProgramLayer, ProgramTransformer
 
-__all__ = ["Values", "class_logits", "embed_values", "predict_values", "run_layer"]
+__all__ = [
+    "Values",
+    "cat_mlp_table",
+    "cat_pairs",
+    "class_logits",
+    "embed_values",
+    "predict_values",
+    "run_layer",
+]
 
 
 def _unique_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,8 +80,17 @@ def embed_values(model: ProgramTransformer, tokens: torch.Tensor) -> Values:
     )
 
 
-def run_layer(model: ProgramTransformer, layer: ProgramLayer, values: Values) -> Values:
-    """``values`` with the variables that ``layer`` writes appended (a new object)."""
+def run_layer(
+    model: ProgramTransformer,
+    layer: ProgramLayer,
+    values: Values,
+    cat_tables: Mapping[int, torch.Tensor] | None = None,
+) -> Values:
+    """``values`` with the variables that ``layer`` writes appended (a new object).
+
+    ``cat_tables``: replacement tables ``[k * k]`` (output of input pair ``a * k + b``) for
+    some categorical MLPs of the layer, by MLP index (used while searching edits).
+    """
     config = model.config
     k = config.d_var
     cat_values, num_values, mask = list(values.cat), list(values.num), values.mask
@@ -99,14 +117,14 @@ def run_layer(model: ProgramTransformer, layer: ProgramLayer, values: Values) ->
         )
         summed = aggregate_sum(match, numbers[:, layer.num_value.argmax(-1)])
         num_values.extend(summed.unbind(1))
-    eye = torch.eye(k, device=stacked.device)
-    # every (a, b) one-hot input pair of a categorical MLP, row a * k + b: [k * k, 2k]
-    cat_pairs = torch.cat([eye.repeat_interleave(k, 0), eye.repeat(k, 1)], dim=-1)
     new: list[torch.Tensor] = []
     for m in range(layer.mlp_read.shape[0]):
         read = layer.mlp_read[m].argmax(-1)
         pair = cat_values[int(read[0])] * k + cat_values[int(read[1])]  # [b, n]
-        table = _mlp_table(cat_pairs, layer.mlp_w1[m], layer.mlp_b1[m], layer, m, "cat")
+        if cat_tables is not None and m in cat_tables:
+            table = cat_tables[m]
+        else:
+            table = cat_mlp_table(layer, m)
         new.append(table[pair])
     for m in range(layer.num_mlp_read.shape[0]):
         read = layer.num_mlp_read[m].argmax(-1)
@@ -130,6 +148,18 @@ def class_logits(model: ProgramTransformer, values: Values) -> torch.Tensor:
     for i, number in enumerate(values.num):
         logits += number.double().unsqueeze(-1) * num_weights[i]
     return logits
+
+
+def cat_pairs(k: int, device: torch.device | None = None) -> torch.Tensor:
+    """Every one-hot input pair of a categorical MLP, row ``a * k + b``: ``[k * k, 2k]``."""
+    eye = torch.eye(k, device=device)
+    return torch.cat([eye.repeat_interleave(k, 0), eye.repeat(k, 1)], dim=-1)
+
+
+def cat_mlp_table(layer: ProgramLayer, m: int) -> torch.Tensor:
+    """Argmax output ``[k * k]`` of categorical MLP ``m`` of ``layer`` for every input pair."""
+    pairs = cat_pairs(layer.config.d_var, layer.mlp_w1.device)
+    return _mlp_table(pairs, layer.mlp_w1[m], layer.mlp_b1[m], layer, m, "cat")
 
 
 def predict_values(model: ProgramTransformer, tokens: torch.Tensor) -> torch.Tensor:

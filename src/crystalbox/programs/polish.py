@@ -1,12 +1,13 @@
 """Polishing a trained program: local search over its discrete choices.
 
 Training optimises a relaxed model; its argmax model is the program. Polishing edits the
-program directly: for every predicate row (what key value a query value matches) and every
-read (which variable a slot reads), it scores each alternative on training examples and keeps
-an alternative when it raises training accuracy, first on a search subset, then confirmed on
-the whole training split. An edit raises the chosen logit above the row's maximum, so the
-model stays a model of the same shape, decompiles as before and is verified against its
-program as before. After each round the classifier is refit (``refit_classifier``). The
+program directly: for every predicate row (what key value a query value matches), every read
+(which variable a slot reads) and every occurring entry of a categorical MLP's table, it
+scores each alternative on training examples and keeps an alternative when it raises training
+accuracy, first on a search subset, then confirmed on the whole training split. A predicate or
+read edit raises the chosen logit above the row's maximum; an edited table is trained into the
+MLP's own weights (``mlp_fit``), and dropped if they cannot hold it. So the model stays a model
+of the same shape, decompiles as before and is verified against its program as before. After each round the classifier is refit (``refit_classifier``). The
 round with the best validation accuracy is kept, and the whole polish only when it beats the
 starting validation accuracy; the test split is never read.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -24,7 +25,14 @@ import torch
 from tqdm import tqdm
 
 from crystalbox.programs.data import IGNORE, Split
-from crystalbox.programs.fast_predict import Values, class_logits, embed_values, run_layer
+from crystalbox.programs.fast_predict import (
+    Values,
+    cat_mlp_table,
+    class_logits,
+    embed_values,
+    run_layer,
+)
+from crystalbox.programs.mlp_fit import fit_cat_mlp
 from crystalbox.programs.model import ProgramLayer, ProgramTransformer
 from crystalbox.programs.refit import refit_classifier
 
@@ -47,6 +55,7 @@ class PolishConfig:
     rounds: int = 2
     search_examples: int = 4000
     reads: bool = True
+    tables: bool = True
     refit: bool = True
     seed: int = 0
     progress: bool = True
@@ -104,6 +113,8 @@ class _Scorer:
     targets: torch.Tensor  # [b, n]
     before: list[Values]  # before[l]: the stream entering layer l
     evaluations: int = 0
+    # categorical MLP tables being searched: layer -> MLP index -> table [k * k]
+    overrides: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model: ProgramTransformer, split: Split, rows: np.ndarray | None) -> _Scorer:
@@ -119,8 +130,10 @@ class _Scorer:
         if not self.before:
             self.before = [embed_values(self.model, self.tokens)]
         del self.before[from_layer + 1 :]
-        for layer in self._layers()[from_layer:-1]:
-            self.before.append(run_layer(self.model, layer, self.before[-1]))
+        for li, layer in enumerate(self._layers()[:-1]):
+            if li >= from_layer:
+                tables = self.overrides.get(li)
+                self.before.append(run_layer(self.model, layer, self.before[-1], tables))
 
     def _layers(self) -> list[ProgramLayer]:
         return [cast("ProgramLayer", m) for m in self.model.layers]
@@ -129,8 +142,9 @@ class _Scorer:
     def correct(self, from_layer: int = 0) -> int:
         self.evaluations += 1
         values = self.before[from_layer]
-        for layer in self._layers()[from_layer:]:
-            values = run_layer(self.model, layer, values)
+        for li, layer in enumerate(self._layers()):
+            if li >= from_layer:
+                values = run_layer(self.model, layer, values, self.overrides.get(li))
         predicted = class_logits(self.model, values).argmax(-1).cpu()
         scored = self.targets != IGNORE
         return int((predicted == self.targets)[scored].sum())
@@ -182,6 +196,105 @@ def _select(param: torch.Tensor, row: int, choice: int) -> None:
     rows[row, choice] = rows[row].max() + 1.0
 
 
+class _Round:
+    """One pass over every choice; edits are applied to the model as they are kept."""
+
+    def __init__(
+        self, model: ProgramTransformer, search: _Scorer, full: _Scorer, round_index: int
+    ) -> None:
+        self.model, self.search, self.full, self.round = model, search, full, round_index
+        self.search_score, self.full_score = search.correct(), full.correct()
+        self.edits: list[PolishEdit] = []
+
+    def _confirm(self, layer: int, best_score: int) -> int | None:
+        """The whole-split score of a change that won on the search set, if it also wins."""
+        confirmed = self.full.correct(layer)
+        if confirmed <= self.full_score:
+            return None
+        self.search_score, self.full_score = best_score, confirmed
+        self.search.recache(layer)
+        self.full.recache(layer)
+        return confirmed
+
+    def _record(self, layer: int, param: str, index: tuple[int, ...], old: int, new: int) -> None:
+        train = self.full.percent(self.full_score)
+        self.edits.append(PolishEdit(self.round, layer, param, index, old, new, train))
+
+    def row(self, li: int, name: str, row: int) -> None:
+        """Search one predicate row or read."""
+        param = getattr(self.model.layers[li], name)
+        rows = param.data.view(-1, param.shape[-1])
+        current = int(rows[row].argmax())
+        saved = rows[row].clone()
+        best, best_score = current, self.search_score
+        for choice in _candidates(self.search, li, name, row):
+            if choice == current:
+                continue
+            _select(param, row, choice)
+            score = self.search.correct(li)
+            rows[row] = saved
+            if score > best_score:
+                best, best_score = choice, score
+        if best == current:
+            return
+        _select(param, row, best)
+        if self._confirm(li, best_score) is None:
+            rows[row] = saved
+            return
+        index = tuple(int(i) for i in np.unravel_index(row, tuple(param.shape[:-1])))
+        self._record(li, name, index, current, best)
+
+    def table(self, li: int, m: int) -> None:
+        """Search every occurring entry of categorical MLP ``m``'s table, then write the
+        edited table into the MLP's weights (all of this MLP's edits are undone if the fit
+        fails)."""
+        layer = cast("ProgramLayer", self.model.layers[li])
+        k = self.model.config.d_var
+        table = cat_mlp_table(layer, m).clone()
+        original = table.clone()
+        overrides = self.search.overrides.setdefault(li, {})
+        self.full.overrides.setdefault(li, {})[m] = overrides[m] = table
+        first_edit = len(self.edits)
+        for pair in _occurring_pairs(self.search, li, m):
+            current = int(table[pair])
+            outputs = sorted(set(original.tolist()))
+            choices = outputs + [v for v in range(k) if v not in outputs][:1]
+            best, best_score = current, self.search_score
+            for choice in choices:
+                if choice == current:
+                    continue
+                table[pair] = choice
+                score = self.search.correct(li)
+                if score > best_score:
+                    best, best_score = choice, score
+            table[pair] = best
+            if best == current:
+                continue
+            if self._confirm(li, best_score) is None:
+                table[pair] = current
+                continue
+            self._record(li, "mlp_table", (m, *divmod(pair, k)), current, best)
+        del self.search.overrides[li][m], self.full.overrides[li][m]
+        if len(self.edits) > first_edit and not fit_cat_mlp(layer, m, table):
+            del self.edits[first_edit:]  # the weights could not hold it: back to the trained
+        self.search.recache(li)
+        self.full.recache(li)
+        self.search_score, self.full_score = self.search.correct(li), self.full.correct(li)
+
+
+def _occurring_pairs(scorer: _Scorer, li: int, m: int) -> list[int]:
+    """Input pairs ``a * k + b`` of categorical MLP ``m`` of layer ``li`` that occur on the
+    scorer's examples, most frequent first."""
+    layer = cast("ProgramLayer", scorer.model.layers[li])
+    k = scorer.model.config.d_var
+    with torch.no_grad():
+        after = run_layer(scorer.model, layer, scorer.before[li], scorer.overrides.get(li))
+    read = layer.mlp_read[m].argmax(-1)
+    pairs = after.cat[int(read[0])] * k + after.cat[int(read[1])]
+    values, counts = torch.unique(pairs, return_counts=True)
+    return [int(v) for v in values[counts.argsort(descending=True, stable=True)]]
+
+
 def _search_round(
     model: ProgramTransformer,
     search: _Scorer,
@@ -189,43 +302,21 @@ def _search_round(
     config: PolishConfig,
     round_index: int,
 ) -> list[PolishEdit]:
-    edits: list[PolishEdit] = []
-    n_layers = len(model.layers)
-    jobs = [
-        (li, name, row) for li in range(n_layers) for name, row in _choices(model, li, config.reads)
-    ]
+    jobs: list[tuple[int, str, int]] = []
+    for li, module in enumerate(model.layers):
+        jobs.extend((li, name, row) for name, row in _choices(model, li, config.reads))
+        if config.tables:
+            n_mlps = cast("ProgramLayer", module).mlp_read.shape[0]
+            jobs.extend((li, "mlp_table", m) for m in range(n_mlps))
+    state = _Round(model, search, full, round_index)
     bar = tqdm(jobs, desc=f"polish round {round_index}", disable=not config.progress)
-    search_score, full_score = search.correct(), full.correct()
     for li, name, row in bar:
-        param = getattr(model.layers[li], name)
-        rows = param.data.view(-1, param.shape[-1])
-        current = int(rows[row].argmax())
-        saved = rows[row].clone()
-        best, best_score = current, search_score
-        for choice in _candidates(search, li, name, row):
-            if choice == current:
-                continue
-            _select(param, row, choice)
-            score = search.correct(li)
-            rows[row] = saved
-            if score > best_score:
-                best, best_score = choice, score
-        if best == current:
-            continue
-        _select(param, row, best)
-        confirmed = full.correct(li)
-        if confirmed <= full_score:
-            rows[row] = saved
-            continue
-        search_score, full_score = best_score, confirmed
-        search.recache(li)
-        full.recache(li)
-        index = tuple(int(i) for i in np.unravel_index(row, tuple(param.shape[:-1])))
-        edits.append(
-            PolishEdit(round_index, li, name, index, current, best, full.percent(full_score))
-        )
-        bar.set_postfix(train=f"{full.percent(full_score):.3f}", edits=len(edits))
-    return edits
+        if name == "mlp_table":
+            state.table(li, row)
+        else:
+            state.row(li, name, row)
+        bar.set_postfix(train=f"{full.percent(state.full_score):.3f}", edits=len(state.edits))
+    return state.edits
 
 
 def polish_program(
