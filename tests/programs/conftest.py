@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crystalbox.programs import ProgramConfig, ProgramTransformer
+from crystalbox.programs import ProgramConfig, ProgramTransformer, Split
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import (
     TrainConfig,
@@ -65,6 +65,16 @@ def random_tokens(n: int = 200, seed: int = 0) -> torch.Tensor:
     lengths = torch.randint(2, 9, (n,), generator=generator)
     tokens[torch.arange(8).unsqueeze(0) >= lengths.unsqueeze(1)] = 0
     return tokens
+
+
+def self_labelled(model: ProgramTransformer, n: int = 64, seed: int = 1) -> Split:
+    """Random full-length inputs labelled by ``model`` itself (exact on them; BOS unscored)."""
+    tokens = torch.randint(2, 6, (n, 8), generator=torch.Generator().manual_seed(seed))
+    tokens[:, 0] = 1
+    with torch.no_grad():
+        targets = model.predict(tokens)
+    targets[:, 0] = -100
+    return Split(tokens.numpy(), targets.numpy())
 
 
 VOCAB = ("<pad>", "<s>", "a", "b", "c", "d")

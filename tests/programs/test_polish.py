@@ -20,7 +20,7 @@ from crystalbox.programs.polish import PolishConfig, polish_program
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import TrainedProgram, accuracy
 
-from .conftest import QUICK, random_model
+from .conftest import QUICK, random_model, self_labelled
 
 FAST = PolishConfig(rounds=1, search_examples=512, progress=False)
 
@@ -103,12 +103,7 @@ def test_polished_program_still_decompiles_and_verifies(damaged_hist):
 
 def test_a_polish_that_does_not_raise_validation_is_undone():
     model = random_model(causal=False)
-    tokens = torch.randint(2, 6, (64, 8), generator=torch.Generator().manual_seed(1))
-    tokens[:, 0] = 1
-    with torch.no_grad():
-        targets = model.predict(tokens)  # the model is exact on its own outputs
-    targets[:, 0] = -100
-    split = Split(tokens.numpy(), targets.numpy())
+    split = self_labelled(model)  # the model is exact on its own outputs
     state = copy.deepcopy(model.state_dict())
     result = polish_program(model, split, split, FAST)
     assert not result.kept and result.best_round == 0 and result.edits == ()

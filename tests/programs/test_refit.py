@@ -12,12 +12,12 @@ import torch
 
 from crystalbox.cli.main import main
 from crystalbox.programs.checkpoint import load_program, save_program
-from crystalbox.programs.data import Split, make_data
+from crystalbox.programs.data import make_data
 from crystalbox.programs.refit import discrete_features, refit_classifier
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import TrainedProgram, accuracy
 
-from .conftest import QUICK, random_model
+from .conftest import QUICK, random_model, self_labelled
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +68,7 @@ def test_refit_restores_a_blinded_classifier(blinded_hist):
 
 def test_a_refit_that_does_not_raise_validation_is_undone():
     model = random_model(causal=False)
-    tokens = torch.randint(2, 6, (64, 8), generator=torch.Generator().manual_seed(1))
-    tokens[:, 0] = 1
-    with torch.no_grad():
-        targets = model.predict(tokens)  # the model is exact on its own outputs
-    targets[:, 0] = -100
-    split = Split(tokens.numpy(), targets.numpy())
+    split = self_labelled(model)  # the model is exact on its own outputs
     weights = (model.classifier_cat.detach().clone(), model.classifier_num.detach().clone())
     result = refit_classifier(model, split, split, max_iter=5, l2=100.0)  # shrinks to ties
     assert not result.kept and result.val_before == 100.0 and result.val_after < 100.0

@@ -186,22 +186,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_data(loaded: LoadedProgram, data_seed: int | None) -> TaskData:
-    """The checkpoint's task data, regenerated from its task settings and training config."""
-    from crystalbox.programs.data import make_data
-    from crystalbox.programs.tasks import make_task
+    from crystalbox.programs.checkpoint import checkpoint_data
 
-    info = loaded.task
-    task = make_task(info.name, info.settings.get("vocab_size"), info.settings.get("max_len"))
-    if task.input_vocab != info.input_vocab or task.output_vocab != info.output_vocab:
-        raise ValueError(f"task {info.name!r} no longer has the checkpoint's vocabularies")
-    tc = loaded.train_config
-    return make_data(
-        task,
-        data_seed if data_seed is not None else int(tc.get("data_seed", 0)),
-        int(tc.get("n_train", 16000)),
-        int(tc.get("n_val", 2000)),
-        int(tc.get("n_test", 2000)),
-    )
+    return checkpoint_data(loaded.task, loaded.train_config, data_seed)
 
 
 def _eval(args: argparse.Namespace) -> int:

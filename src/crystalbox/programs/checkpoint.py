@@ -19,8 +19,9 @@ from safetensors.torch import load_file, save_file
 from crystalbox._files import apply_umask
 from crystalbox.errors import CheckpointError
 from crystalbox.programs.config import ProgramConfig
+from crystalbox.programs.data import TaskData, make_data
 from crystalbox.programs.model import ProgramTransformer
-from crystalbox.programs.tasks import BOS, EOS, PAD
+from crystalbox.programs.tasks import BOS, EOS, PAD, make_task
 from crystalbox.programs.train import TrainedProgram
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "LoadedProgram",
     "TaskInfo",
     "check_checkpoint_folder",
+    "checkpoint_data",
     "load_program",
     "save_loaded",
     "save_program",
@@ -222,4 +224,24 @@ def load_program(directory: str | Path) -> LoadedProgram:
     model.eval()
     return LoadedProgram(
         model, task, dict(config.get("train_config", {})), dict(config.get("result", {}))
+    )
+
+
+def checkpoint_data(
+    info: TaskInfo, train_config: dict[str, Any], data_seed: int | None = None
+) -> TaskData:
+    """A checkpoint's task data, regenerated from its task settings and training config
+    (``data_seed`` overrides the recorded one); ``ValueError`` if the task has changed."""
+    task = make_task(info.name, info.settings.get("vocab_size"), info.settings.get("max_len"))
+    if task.input_vocab != info.input_vocab or task.output_vocab != info.output_vocab:
+        raise ValueError(
+            f"task {info.name!r} no longer has the checkpoint's vocabularies; load it with the "
+            "crystalbox that wrote it"
+        )
+    return make_data(
+        task,
+        data_seed if data_seed is not None else int(train_config.get("data_seed", 0)),
+        int(train_config.get("n_train", 16000)),
+        int(train_config.get("n_val", 2000)),
+        int(train_config.get("n_test", 2000)),
     )

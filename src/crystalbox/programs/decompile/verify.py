@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from crystalbox.programs.checkpoint import TaskInfo
+from crystalbox.programs.checkpoint import TaskInfo, checkpoint_data
 from crystalbox.programs.decompile.executor import execute
 from crystalbox.programs.decompile.ir import Program
 from crystalbox.programs.model import ProgramTransformer
@@ -134,19 +134,7 @@ def task_inputs(
 ) -> dict[str, np.ndarray]:
     """The checkpoint's train/val/test inputs (regenerated from its seeds) and, when small
     enough, the whole input space under ``"all"``."""
-    from crystalbox.programs.data import make_data
-    from crystalbox.programs.tasks import make_task
-
-    task = make_task(info.name, info.settings.get("vocab_size"), info.settings.get("max_len"))
-    if task.input_vocab != info.input_vocab:
-        raise ValueError(f"task {info.name!r} no longer has the checkpoint's input vocabulary")
-    data = make_data(
-        task,
-        int(train_config.get("data_seed", 0)),
-        int(train_config.get("n_train", 16000)),
-        int(train_config.get("n_val", 2000)),
-        int(train_config.get("n_test", 2000)),
-    )
+    data = checkpoint_data(info, dict(train_config))
     sets = {"train": data.train.inputs, "val": data.val.inputs, "test": data.test.inputs}
     space = input_space(info, exhaustive_limit)
     if space is not None:
