@@ -59,6 +59,22 @@ def test_checkpoint_round_trip(trained_hist, tmp_path: Path):
     assert torch.equal(loaded.model.predict(tokens), trained_hist.model.predict(tokens))
 
 
+def test_checkpoint_data_regenerates_the_runs_splits(trained_hist, tmp_path: Path):
+    import dataclasses
+
+    from crystalbox.programs.checkpoint import checkpoint_data
+
+    loaded = load_program(save_program(trained_hist, tmp_path / "ckpt"))
+    data = checkpoint_data(loaded.task, loaded.train_config)
+    assert (len(data.train), len(data.val), len(data.test)) == (2048, 256, 256)
+    assert accuracy(loaded.model, data.test) == pytest.approx(trained_hist.result.test_acc)
+    other = checkpoint_data(loaded.task, loaded.train_config, data_seed=1)
+    assert not np.array_equal(other.test.inputs, data.test.inputs)
+    changed = dataclasses.replace(loaded.task, output_vocab=(*loaded.task.output_vocab, "x"))
+    with pytest.raises(ValueError, match="no longer has the checkpoint's vocabularies"):
+        checkpoint_data(changed, loaded.train_config)
+
+
 def test_saving_over_a_checkpoint_is_crash_safe(trained_hist, tmp_path: Path, monkeypatch):
     import crystalbox.programs.checkpoint as checkpoint
 
