@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -72,6 +73,7 @@ def polish_one(path: Path, config: PolishConfig, out: Path) -> dict[str, Any]:
             "threads": torch.get_num_threads(),
         },
         "date": time.strftime("%Y-%m-%d"),
+        "commit": _commit(),
     }
     if result.kept:
         target = out / info.name
@@ -91,6 +93,16 @@ def polish_one(path: Path, config: PolishConfig, out: Path) -> dict[str, Any]:
             "all_inputs": next((c.n_inputs for c in report.checks if c.inputs == "all"), None),
         }
     return row
+
+
+def _commit() -> str:
+    """The code's commit (``+dirty`` when the polish code differs from it)."""
+    run = subprocess.run
+    head = run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = run(
+        ["git", "diff", "--quiet", "HEAD", "--", "src/crystalbox/programs"], cwd=ROOT
+    ).returncode
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def merge(row: dict[str, Any]) -> list[dict[str, Any]]:

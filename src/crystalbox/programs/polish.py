@@ -48,8 +48,9 @@ _MLP_READS = ("mlp_read", "num_mlp_read")
 class PolishConfig:
     """Settings of ``polish_program``.
 
-    ``search_examples``: training examples that score every alternative (0: all of them);
-    an improvement found there is confirmed on the whole training split before it is kept.
+    ``search_examples``: training examples that score every alternative (0: all of them),
+    drawn afresh each round; an improvement found there is confirmed on the whole training
+    split before it is kept.
     """
 
     rounds: int = 2
@@ -335,17 +336,27 @@ def polish_program(
     started = time.perf_counter()
     was_training = model.training
     model.eval()
-    rows = None
-    if 0 < config.search_examples < len(train):
-        rng = np.random.default_rng(config.seed)
-        rows = np.sort(rng.choice(len(train), config.search_examples, replace=False))
-    search, full = _Scorer.of(model, train, rows), _Scorer.of(model, train, None)
+    rng = np.random.default_rng(config.seed)
+    subset = 0 < config.search_examples < len(train)
+
+    def draw() -> np.ndarray | None:  # each round searches on its own subset
+        if not subset:
+            return None
+        return np.sort(rng.choice(len(train), config.search_examples, replace=False))
+
+    full = _Scorer.of(model, train, None)
+    search: _Scorer | None = None
+    evaluations = 0
     start = copy.deepcopy(model.state_dict())
     train_before, val_before = accuracy(model, train), accuracy(model, val)
     best = (val_before, start, 0, 0)  # validation, state, round, number of edits
     edits: list[PolishEdit] = []
     for round_index in range(1, config.rounds + 1):
+        if search is None or subset:
+            search = _Scorer.of(model, train, draw())
         found = _search_round(model, search, full, config, round_index)
+        evaluations += search.evaluations
+        search.evaluations = 0
         edits.extend(found)
         if config.refit:
             refit_classifier(model, train, val)
@@ -365,6 +376,6 @@ def polish_program(
         kept=kept,
         best_round=best[2],
         edits=tuple(edits[: best[3]]),
-        evaluations=search.evaluations + full.evaluations,
+        evaluations=evaluations + full.evaluations,
         seconds=time.perf_counter() - started,
     )
