@@ -11,6 +11,7 @@ from crystalbox.programs.breakdown import AccuracyBreakdown, Cell, accuracy_brea
 from crystalbox.programs.checkpoint import (
     LoadedProgram,
     TaskInfo,
+    checkpoint_data,
     load_program,
     save_loaded,
     save_program,
@@ -84,6 +85,7 @@ __all__ = [
     "accuracy_breakdown",
     "aggregate",
     "aggregate_sum",
+    "checkpoint_data",
     "closest_match",
     "custom_task",
     "default_program_config",
