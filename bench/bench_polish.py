@@ -129,8 +129,9 @@ def write_markdown(rows: list[dict[str, Any]]) -> None:
         "raise training accuracy; the round and the keep decision chosen on validation; the",
         "test split read only for this table). Token accuracy (%) of the discrete model.",
         "",
-        "| task | train | val | test | paper | kept edits | s | threads | program ≡ model |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| task | train | val | test | paper | kept edits | rounds | s | threads | code "
+        "| program ≡ model |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         edits = ", ".join(f"{n} {k}" for k, n in sorted(r["edits"].items())) or "—"
@@ -144,7 +145,8 @@ def write_markdown(rows: list[dict[str, Any]]) -> None:
             f"| {r['task']} | {r['train_before']:.2f} → {r['train_after']:.2f} "
             f"| {r['val_before']:.2f} → {r['val_after']:.2f}{kept} "
             f"| {r['test_before']:.2f} → {r['test_after']:.2f} | {PAPER[r['task']]:.2f} "
-            f"| {edits} | {r['seconds']:.0f} | {r['settings']['threads']} | {check} |"
+            f"| {edits} | {r['settings']['rounds']} | {r['seconds']:.0f} "
+            f"| {r['settings']['threads']} | {r.get('commit', '')} | {check} |"
         )
     RESULTS_MD.write_text("\n".join(lines) + "\n")
 
