@@ -60,9 +60,6 @@ class Values:
     num: list[torch.Tensor]
     mask: torch.Tensor
 
-    def copy(self) -> Values:
-        return Values(list(self.cat), list(self.num), self.mask)
-
 
 def embed_values(model: ProgramTransformer, tokens: torch.Tensor) -> Values:
     """The stream before the first layer (``tokens``, ``positions``, ``ones``) of checked

@@ -252,14 +252,13 @@ class _Round:
         layer = cast("ProgramLayer", self.model.layers[li])
         k = self.model.config.d_var
         table = cat_mlp_table(layer, m).clone()
-        original = table.clone()
         overrides = self.search.overrides.setdefault(li, {})
         self.full.overrides.setdefault(li, {})[m] = overrides[m] = table
         first_edit = len(self.edits)
+        outputs = sorted(set(table.tolist()))
+        choices = outputs + [v for v in range(k) if v not in outputs][:1]
         for pair in _occurring_pairs(self.search, li, m):
             current = int(table[pair])
-            outputs = sorted(set(original.tolist()))
-            choices = outputs + [v for v in range(k) if v not in outputs][:1]
             best, best_score = current, self.search_score
             for choice in choices:
                 if choice == current:
