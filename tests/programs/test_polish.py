@@ -167,3 +167,22 @@ def test_an_impossible_fit_leaves_the_mlp_unchanged(trained_hist):
     assert not fit_cat_mlp(layer, 0, wanted, steps=1)  # one step cannot reach the margin
     for p, b in zip((layer.mlp_w1, layer.mlp_b1, layer.mlp_w2), before, strict=True):
         assert torch.equal(p, b)
+
+
+def test_scoring_one_edited_head_equals_rescoring_its_layer():
+    from crystalbox.programs.polish import _Scorer
+
+    model = random_model(causal=True, seed=2)
+    split = self_labelled(model, n=96)
+    with torch.no_grad():  # damage, so that scores move
+        model.layers[1].cat_pred[0, 3] = torch.randn(8)
+        model.layers[1].num_query[1] = torch.randn(model.layers[1].num_query.shape[-1])
+    scorer = _Scorer.of(model, split, None)
+    layer = model.layers[1]
+    for kind, param in (("cat", layer.cat_pred), ("num", layer.num_query)):
+        for choice in range(param.shape[-1]):
+            with torch.no_grad():
+                param[1].view(-1, param.shape[-1])[0, choice] += 100.0
+            assert scorer.correct(1, (kind, 1)) == scorer.correct(1) == scorer.correct(0)
+            with torch.no_grad():
+                param[1].view(-1, param.shape[-1])[0, choice] -= 100.0

@@ -26,6 +26,7 @@ __all__ = [
     "class_logits",
     "embed_values",
     "predict_values",
+    "rerun_head",
     "run_layer",
 ]
 
@@ -49,6 +50,18 @@ def _mlp_table(
     w2, b2 = (layer.mlp_w2, layer.mlp_b2) if kind == "cat" else (layer.num_mlp_w2, layer.num_mlp_b2)
     hidden = torch.relu(rows @ w1 + b1)
     return (hidden @ w2[m] + b2[m]).argmax(-1)
+
+
+def _override(
+    rows: torch.Tensor, table: torch.Tensor, edits: Mapping[tuple[int, int], int]
+) -> torch.Tensor:
+    """``table [r]`` (outputs of input ``rows [r, 2]``) with the outputs of ``edits``' pairs."""
+    if not edits:
+        return table
+    table = table.clone()
+    for (a, b), out in edits.items():
+        table[(rows[:, 0] == a) & (rows[:, 1] == b)] = out
+    return table
 
 
 @dataclass
@@ -77,43 +90,50 @@ def embed_values(model: ProgramTransformer, tokens: torch.Tensor) -> Values:
     )
 
 
-def run_layer(
-    model: ProgramTransformer,
-    layer: ProgramLayer,
-    values: Values,
-    cat_tables: Mapping[int, torch.Tensor] | None = None,
-) -> Values:
-    """``values`` with the variables that ``layer`` writes appended (a new object).
+def _pick(variables: list[torch.Tensor], read: torch.Tensor) -> torch.Tensor:
+    """The variables chosen by the read logits ``read [h, v]``, stacked: ``[b, h, n]``."""
+    return torch.stack([variables[i] for i in read.argmax(-1).tolist()], dim=1)
 
-    ``cat_tables``: replacement tables ``[k * k]`` (output of input pair ``a * k + b``) for
-    some categorical MLPs of the layer, by MLP index (used while searching edits).
-    """
-    config = model.config
-    k = config.d_var
-    cat_values, num_values, mask = list(values.cat), list(values.num), values.mask
-    stacked = torch.stack(cat_values, dim=1)  # [b, v, n]
-    numbers = torch.stack(num_values, dim=1)  # [b, u, n]
+
+def _cat_heads(
+    model: ProgramTransformer, layer: ProgramLayer, values: Values, heads: slice | list[int]
+) -> list[torch.Tensor]:
+    """Outputs ``[b, n]`` of categorical heads ``heads`` of ``layer`` on ``values``."""
+    selected = select_closest(
+        _pick(values.cat, layer.cat_key[heads]),
+        _pick(values.cat, layer.cat_query[heads]),
+        layer.cat_pred[heads].argmax(-1),
+        model.config.causal,
+        values.mask,
+    )  # [b, h, n]
+    return list(aggregate(selected, _pick(values.cat, layer.cat_value[heads])).unbind(1))
+
+
+def _num_heads(
+    model: ProgramTransformer, layer: ProgramLayer, values: Values, heads: slice | list[int]
+) -> list[torch.Tensor]:
+    """Outputs ``[b, n]`` of numerical heads ``heads`` of ``layer`` on ``values``."""
+    match = match_matrix(
+        _pick(values.cat, layer.num_key[heads]),
+        _pick(values.cat, layer.num_query[heads]),
+        layer.num_pred[heads].argmax(-1),
+        model.config.causal,
+        values.mask,
+    )
+    return list(aggregate_sum(match, _pick(values.num, layer.num_value[heads])).unbind(1))
+
+
+def _mlps(
+    layer: ProgramLayer,
+    cat_values: list[torch.Tensor],
+    num_values: list[torch.Tensor],
+    cat_tables: Mapping[int, torch.Tensor] | None,
+    num_tables: Mapping[int, Mapping[tuple[int, int], int]] | None,
+) -> list[torch.Tensor]:
+    """Outputs ``[b, n]`` of every MLP of ``layer`` (categorical first) reading the stream
+    after the layer's heads."""
+    k = layer.config.d_var
     b, n = cat_values[0].shape
-    if config.n_cat_heads:
-        selected = select_closest(
-            stacked[:, layer.cat_key.argmax(-1)],
-            stacked[:, layer.cat_query.argmax(-1)],
-            layer.cat_pred.argmax(-1),
-            config.causal,
-            mask,
-        )  # [b, h, n]
-        copied = aggregate(selected, stacked[:, layer.cat_value.argmax(-1)])
-        cat_values.extend(copied.unbind(1))
-    if config.n_num_heads:
-        match = match_matrix(
-            stacked[:, layer.num_key.argmax(-1)],
-            stacked[:, layer.num_query.argmax(-1)],
-            layer.num_pred.argmax(-1),
-            config.causal,
-            mask,
-        )
-        summed = aggregate_sum(match, numbers[:, layer.num_value.argmax(-1)])
-        num_values.extend(summed.unbind(1))
     new: list[torch.Tensor] = []
     for m in range(layer.mlp_read.shape[0]):
         read = layer.mlp_read[m].argmax(-1)
@@ -128,22 +148,73 @@ def run_layer(
         x = torch.stack([num_values[int(read[0])], num_values[int(read[1])]], dim=-1)
         rows, inverse = _unique_pairs(x.reshape(-1, 2))
         table = _mlp_table(rows, layer.num_mlp_w1[m], layer.num_mlp_b1[m], layer, m, "num")
+        if num_tables is not None and m in num_tables:
+            table = _override(rows, table, num_tables[m])
         new.append(table[inverse].reshape(b, n))
-    cat_values.extend(new)
-    return Values(cat_values, num_values, mask)
+    return new
 
 
-def class_logits(model: ProgramTransformer, values: Values) -> torch.Tensor:
-    """Class scores ``[b, n, classes]`` (float64) of the classifier over all variables."""
+def run_layer(
+    model: ProgramTransformer,
+    layer: ProgramLayer,
+    values: Values,
+    cat_tables: Mapping[int, torch.Tensor] | None = None,
+    num_tables: Mapping[int, Mapping[tuple[int, int], int]] | None = None,
+) -> Values:
+    """``values`` with the variables that ``layer`` writes appended (a new object).
+
+    Used while searching edits: ``cat_tables`` holds replacement tables ``[k * k]`` (output
+    of input pair ``a * k + b``) for some categorical MLPs of the layer, ``num_tables``
+    replacement outputs of some input pairs ``(a, b)`` of numerical MLPs, by MLP index.
+    """
+    config = model.config
+    cat_values, num_values = list(values.cat), list(values.num)
+    if config.n_cat_heads:
+        cat_values.extend(_cat_heads(model, layer, values, slice(None)))
+    if config.n_num_heads:
+        num_values.extend(_num_heads(model, layer, values, slice(None)))
+    cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables, num_tables))
+    return Values(cat_values, num_values, values.mask)
+
+
+def rerun_head(
+    model: ProgramTransformer,
+    layer: ProgramLayer,
+    values: Values,
+    after: Values,
+    kind: str,
+    head: int,
+    cat_tables: Mapping[int, torch.Tensor] | None = None,
+    num_tables: Mapping[int, Mapping[tuple[int, int], int]] | None = None,
+) -> Values:
+    """``run_layer`` when only head ``head`` (``kind`` "cat" or "num") of ``layer`` may have
+    changed since ``after = run_layer(model, layer, values, ...)``: the other heads' outputs
+    are taken from ``after``; the head and the layer's MLPs are recomputed."""
+    n_cat = len(values.cat) + model.config.n_cat_heads
+    cat_values, num_values = list(after.cat[:n_cat]), list(after.num)
+    if kind == "cat":
+        cat_values[len(values.cat) + head] = _cat_heads(model, layer, values, [head])[0]
+    elif kind == "num":
+        num_values[len(values.num) + head] = _num_heads(model, layer, values, [head])[0]
+    else:
+        raise ValueError(f"kind must be 'cat' or 'num', got {kind!r}")
+    cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables, num_tables))
+    return Values(cat_values, num_values, values.mask)
+
+
+def class_logits(
+    model: ProgramTransformer, values: Values, cat_from: int = 0, num_from: int = 0
+) -> torch.Tensor:
+    """Class scores ``[b, n, classes]`` (float64) of the classifier over the variables
+    (from categorical variable ``cat_from`` and numerical ``num_from`` on: a partial sum)."""
     b, n = values.cat[0].shape
-    logits = torch.zeros(
-        b, n, model.config.n_classes, device=values.mask.device, dtype=torch.float64
-    )
+    classes = model.config.n_classes
+    logits = torch.zeros(b, n, classes, device=values.mask.device, dtype=torch.float64)
     cat_weights, num_weights = model.classifier_cat.double(), model.classifier_num.double()
-    for i, value in enumerate(values.cat):
-        logits += cat_weights[i][value]
-    for i, number in enumerate(values.num):
-        logits += number.double().unsqueeze(-1) * num_weights[i]
+    for i in range(cat_from, len(values.cat)):
+        logits += cat_weights[i][values.cat[i]]
+    for i in range(num_from, len(values.num)):
+        logits += values.num[i].double().unsqueeze(-1) * num_weights[i]
     return logits
 
 

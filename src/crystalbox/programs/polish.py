@@ -30,6 +30,7 @@ from crystalbox.programs.fast_predict import (
     cat_mlp_table,
     class_logits,
     embed_values,
+    rerun_head,
     run_layer,
 )
 from crystalbox.programs.mlp_fit import fit_cat_mlp
@@ -106,13 +107,19 @@ class PolishResult:
 
 @dataclass
 class _Scorer:
-    """Counts correct scored positions of the argmax model on one set of examples, with the
-    stream before every layer cached so that an edit in layer ``l`` re-runs layers ``l``..."""
+    """Counts correct scored positions of the argmax model on one set of examples.
+
+    ``streams[l]`` caches the stream entering layer ``l`` (``streams[-1]``: after the last
+    layer) and ``prefix[l]`` the class scores of the variables present before layer ``l``, so
+    that an edit in layer ``l`` re-runs layers ``l``... only, and an edit of one head re-runs
+    that head and the layer's MLPs, not the layer's other heads.
+    """
 
     model: ProgramTransformer
     tokens: torch.Tensor  # [b, n]
     targets: torch.Tensor  # [b, n]
-    before: list[Values]  # before[l]: the stream entering layer l
+    streams: list[Values] = field(default_factory=list)
+    prefix: list[torch.Tensor] = field(default_factory=list)  # [b, n, classes] float64
     evaluations: int = 0
     # categorical MLP tables being searched: layer -> MLP index -> table [k * k]
     overrides: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
@@ -122,31 +129,49 @@ class _Scorer:
         inputs = split.inputs if rows is None else split.inputs[rows]
         targets = split.targets if rows is None else split.targets[rows]
         device = model.classifier_num.device
-        scorer = cls(model, torch.as_tensor(inputs, device=device), torch.as_tensor(targets), [])
+        scorer = cls(model, torch.as_tensor(inputs, device=device), torch.as_tensor(targets))
         scorer.recache()
         return scorer
 
     @torch.no_grad()
     def recache(self, from_layer: int = 0) -> None:
-        if not self.before:
-            self.before = [embed_values(self.model, self.tokens)]
-        del self.before[from_layer + 1 :]
-        for li, layer in enumerate(self._layers()[:-1]):
+        """Recompute the cached streams after layer ``from_layer`` and every score prefix
+        (the classifier may have changed)."""
+        if not self.streams:
+            self.streams = [embed_values(self.model, self.tokens)]
+        del self.streams[from_layer + 1 :]
+        for li, layer in enumerate(self._layers()):
             if li >= from_layer:
                 tables = self.overrides.get(li)
-                self.before.append(run_layer(self.model, layer, self.before[-1], tables))
+                self.streams.append(run_layer(self.model, layer, self.streams[-1], tables))
+        self.prefix = [class_logits(self.model, self.streams[0])]
+        for before, after in zip(self.streams[:-1], self.streams[1:], strict=True):
+            more = class_logits(self.model, after, len(before.cat), len(before.num))
+            self.prefix.append(self.prefix[-1] + more)
 
     def _layers(self) -> list[ProgramLayer]:
         return [cast("ProgramLayer", m) for m in self.model.layers]
 
     @torch.no_grad()
-    def correct(self, from_layer: int = 0) -> int:
+    def correct(self, from_layer: int = 0, head: tuple[str, int] | None = None) -> int:
+        """Correct positions with the model as it is now, given that nothing before layer
+        ``from_layer`` changed (and, with ``head=(kind, index)``, nothing in that layer but
+        that head)."""
         self.evaluations += 1
-        values = self.before[from_layer]
-        for li, layer in enumerate(self._layers()):
-            if li >= from_layer:
-                values = run_layer(self.model, layer, values, self.overrides.get(li))
-        predicted = class_logits(self.model, values).argmax(-1).cpu()
+        start = self.streams[from_layer]
+        layers = self._layers()
+        if head is None:
+            values = run_layer(
+                self.model, layers[from_layer], start, self.overrides.get(from_layer)
+            )
+        else:
+            after = self.streams[from_layer + 1]
+            tables = self.overrides.get(from_layer)
+            values = rerun_head(self.model, layers[from_layer], start, after, *head, tables)
+        for li in range(from_layer + 1, len(layers)):
+            values = run_layer(self.model, layers[li], values, self.overrides.get(li))
+        rest = class_logits(self.model, values, len(start.cat), len(start.num))
+        predicted = (self.prefix[from_layer] + rest).argmax(-1).cpu()
         scored = self.targets != IGNORE
         return int((predicted == self.targets)[scored].sum())
 
@@ -156,7 +181,7 @@ class _Scorer:
     def values_of(self, layer: int, read: torch.Tensor) -> torch.Tensor:
         """Distinct values ``[u]`` of the categorical variable picked by ``read`` entering
         ``layer``, over this scorer's examples (padding included: it is a value too)."""
-        return torch.unique(self.before[layer].cat[int(read)])
+        return torch.unique(self.streams[layer].cat[int(read)])
 
 
 def _choices(model: ProgramTransformer, layer_index: int, reads: bool) -> Iterator[tuple[str, int]]:
@@ -191,6 +216,15 @@ def _candidates(scorer: _Scorer, layer_index: int, name: str, row: int) -> list[
     return present + absent
 
 
+def _head_of(name: str, row: int, param: torch.Tensor) -> tuple[str, int] | None:
+    """(kind, head index) of the head whose predicate row or read ``row`` of ``name`` is;
+    None for an MLP read."""
+    if name in _MLP_READS:
+        return None
+    head = row // int(param.shape[-2]) if name in _PREDICATES else row
+    return name.split("_")[0], head
+
+
 def _select(param: torch.Tensor, row: int, choice: int) -> None:
     """Make ``choice`` the argmax of row ``row`` of ``param`` (flattened over leading dims)."""
     rows = param.data.view(-1, param.shape[-1])
@@ -207,9 +241,11 @@ class _Round:
         self.search_score, self.full_score = search.correct(), full.correct()
         self.edits: list[PolishEdit] = []
 
-    def _confirm(self, layer: int, best_score: int) -> int | None:
+    def _confirm(
+        self, layer: int, best_score: int, head: tuple[str, int] | None = None
+    ) -> int | None:
         """The whole-split score of a change that won on the search set, if it also wins."""
-        confirmed = self.full.correct(layer)
+        confirmed = self.full.correct(layer, head)
         if confirmed <= self.full_score:
             return None
         self.search_score, self.full_score = best_score, confirmed
@@ -227,19 +263,20 @@ class _Round:
         rows = param.data.view(-1, param.shape[-1])
         current = int(rows[row].argmax())
         saved = rows[row].clone()
+        head = _head_of(name, row, param)
         best, best_score = current, self.search_score
         for choice in _candidates(self.search, li, name, row):
             if choice == current:
                 continue
             _select(param, row, choice)
-            score = self.search.correct(li)
+            score = self.search.correct(li, head)
             rows[row] = saved
             if score > best_score:
                 best, best_score = choice, score
         if best == current:
             return
         _select(param, row, best)
-        if self._confirm(li, best_score) is None:
+        if self._confirm(li, best_score, head) is None:
             rows[row] = saved
             return
         index = tuple(int(i) for i in np.unravel_index(row, tuple(param.shape[:-1])))
@@ -288,7 +325,7 @@ def _occurring_pairs(scorer: _Scorer, li: int, m: int) -> list[int]:
     layer = cast("ProgramLayer", scorer.model.layers[li])
     k = scorer.model.config.d_var
     with torch.no_grad():
-        after = run_layer(scorer.model, layer, scorer.before[li], scorer.overrides.get(li))
+        after = run_layer(scorer.model, layer, scorer.streams[li], scorer.overrides.get(li))
     read = layer.mlp_read[m].argmax(-1)
     pairs = after.cat[int(read[0])] * k + after.cat[int(read[1])]
     values, counts = torch.unique(pairs, return_counts=True)
@@ -359,6 +396,8 @@ def polish_program(
         edits.extend(found)
         if config.refit:
             refit_classifier(model, train, val)
+            full.recache()  # the cached class scores used the old classifier
+            search.recache()
         val_now = accuracy(model, val)
         if val_now > best[0]:
             best = (val_now, copy.deepcopy(model.state_dict()), round_index, len(edits))

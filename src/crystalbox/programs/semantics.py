@@ -94,11 +94,9 @@ def closest_match(match: torch.Tensor) -> torch.Tensor:
     No match selects BOS (0); otherwise the closest match, self last, earlier wins ties.
     """
     n = match.shape[-1]
-    score = torch.where(
-        match, position_bias(n).to(match.device), torch.full((), -10.0, device=match.device)
-    )
-    chosen = score.argmax(dim=-1)
-    return torch.where(match.any(dim=-1), chosen, torch.zeros_like(chosen))
+    # every preference is > 0, so a row without a match is all zeros, whose argmax is 0
+    preference = position_bias(n).to(match.device) - (SELF_BIAS - 1.0)
+    return (match * preference).argmax(dim=-1)
 
 
 def select_closest(
