@@ -72,21 +72,3 @@ def test_partial_class_scores_add_up_to_the_whole():
     rest = class_logits(model, streams[-1], len(streams[1].cat), len(streams[1].num))
     assert torch.equal(first + rest, whole)
     assert torch.equal(whole.argmax(-1), predict_values(model, random_tokens(50)))
-
-
-def test_numerical_table_override_changes_only_that_input_pair():
-    model = random_model(False, seed=6)
-    tokens = random_tokens(200, seed=7)
-    streams = _streams(model, tokens)
-    layer = cast("ProgramLayer", model.layers[1])
-    read = layer.num_mlp_read[0].argmax(-1)
-    before = streams[1]
-    after = run_layer(model, layer, before)
-    first, second = after.num[int(read[0])], after.num[int(read[1])]
-    pair = (int(first[0, 1]), int(second[0, 1]))
-    output = int(after.cat[-1][0, 1])
-    edited = run_layer(model, layer, before, num_tables={0: {pair: (output + 1) % 8}})
-    hit = (first == pair[0]) & (second == pair[1])
-    assert torch.equal(edited.cat[-1][hit], torch.full_like(edited.cat[-1][hit], (output + 1) % 8))
-    assert torch.equal(edited.cat[-1][~hit], after.cat[-1][~hit])
-    assert all(torch.equal(x, y) for x, y in zip(edited.cat[:-1], after.cat[:-1], strict=True))

@@ -52,18 +52,6 @@ def _mlp_table(
     return (hidden @ w2[m] + b2[m]).argmax(-1)
 
 
-def _override(
-    rows: torch.Tensor, table: torch.Tensor, edits: Mapping[tuple[int, int], int]
-) -> torch.Tensor:
-    """``table [r]`` (outputs of input ``rows [r, 2]``) with the outputs of ``edits``' pairs."""
-    if not edits:
-        return table
-    table = table.clone()
-    for (a, b), out in edits.items():
-        table[(rows[:, 0] == a) & (rows[:, 1] == b)] = out
-    return table
-
-
 @dataclass
 class Values:
     """The argmax model's variables on a batch: categorical values ``[b, n]`` (long) and
@@ -128,7 +116,6 @@ def _mlps(
     cat_values: list[torch.Tensor],
     num_values: list[torch.Tensor],
     cat_tables: Mapping[int, torch.Tensor] | None,
-    num_tables: Mapping[int, Mapping[tuple[int, int], int]] | None,
 ) -> list[torch.Tensor]:
     """Outputs ``[b, n]`` of every MLP of ``layer`` (categorical first) reading the stream
     after the layer's heads."""
@@ -148,8 +135,6 @@ def _mlps(
         x = torch.stack([num_values[int(read[0])], num_values[int(read[1])]], dim=-1)
         rows, inverse = _unique_pairs(x.reshape(-1, 2))
         table = _mlp_table(rows, layer.num_mlp_w1[m], layer.num_mlp_b1[m], layer, m, "num")
-        if num_tables is not None and m in num_tables:
-            table = _override(rows, table, num_tables[m])
         new.append(table[inverse].reshape(b, n))
     return new
 
@@ -159,13 +144,11 @@ def run_layer(
     layer: ProgramLayer,
     values: Values,
     cat_tables: Mapping[int, torch.Tensor] | None = None,
-    num_tables: Mapping[int, Mapping[tuple[int, int], int]] | None = None,
 ) -> Values:
     """``values`` with the variables that ``layer`` writes appended (a new object).
 
-    Used while searching edits: ``cat_tables`` holds replacement tables ``[k * k]`` (output
-    of input pair ``a * k + b``) for some categorical MLPs of the layer, ``num_tables``
-    replacement outputs of some input pairs ``(a, b)`` of numerical MLPs, by MLP index.
+    ``cat_tables``: replacement tables ``[k * k]`` (output of input pair ``a * k + b``) for
+    some categorical MLPs of the layer, by MLP index (used while searching edits).
     """
     config = model.config
     cat_values, num_values = list(values.cat), list(values.num)
@@ -173,7 +156,7 @@ def run_layer(
         cat_values.extend(_cat_heads(model, layer, values, slice(None)))
     if config.n_num_heads:
         num_values.extend(_num_heads(model, layer, values, slice(None)))
-    cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables, num_tables))
+    cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables))
     return Values(cat_values, num_values, values.mask)
 
 
@@ -185,7 +168,6 @@ def rerun_head(
     kind: str,
     head: int,
     cat_tables: Mapping[int, torch.Tensor] | None = None,
-    num_tables: Mapping[int, Mapping[tuple[int, int], int]] | None = None,
 ) -> Values:
     """``run_layer`` when only head ``head`` (``kind`` "cat" or "num") of ``layer`` may have
     changed since ``after = run_layer(model, layer, values, ...)``: the other heads' outputs
@@ -198,7 +180,7 @@ def rerun_head(
         num_values[len(values.num) + head] = _num_heads(model, layer, values, [head])[0]
     else:
         raise ValueError(f"kind must be 'cat' or 'num', got {kind!r}")
-    cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables, num_tables))
+    cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables))
     return Values(cat_values, num_values, values.mask)
 
 
