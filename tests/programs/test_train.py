@@ -155,6 +155,31 @@ def test_cli_train_refuses_a_folder_of_other_files_before_training(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+def test_cli_train_then_polish(tmp_path: Path, capsys):
+    out = tmp_path / "hist"
+    args = ["programs", "train", "hist", "--epochs", "2", "--threads", "1", "--quiet"]
+    assert main([*args, "--out", str(out), "--polish", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("hist: val") and lines[-1].startswith("train and polish: ")
+    report = json.loads(lines[1])
+    assert report["checkpoint"] == str(out) and report["kept"]
+    polished = load_program(tmp_path / "hist-polish")
+    assert polished.result["polish"]["edits"]
+    assert polished.result["val_acc"] == pytest.approx(report["val_after"], abs=1e-3)
+    assert load_program(out).result["val_acc"] == pytest.approx(report["val_before"], abs=1e-3)
+
+
+def test_cli_train_checks_the_polish_settings_before_training(tmp_path: Path, capsys):
+    args = ["programs", "train", "hist", "--epochs", "1", "--out", str(tmp_path / "h")]
+    assert main([*args, "--polish", "-1"]) == 1
+    assert "--polish takes a number of rounds" in capsys.readouterr().err
+    (tmp_path / "h-polish").mkdir()
+    (tmp_path / "h-polish" / "notes.txt").write_text("keep me")
+    assert main([*args, "--polish", "1"]) == 1
+    assert "holds files other than a programs checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()
+
+
 def test_cli_train_unknown_task_is_a_clear_error(capsys):
     assert main(["programs", "train", "nope", "--epochs", "1"]) == 1
     assert "unknown task 'nope'; known tasks: reverse, hist" in capsys.readouterr().err

@@ -69,6 +69,14 @@ def register(subparsers: Any) -> None:
         default="default",
         help="parameter scales: crystalbox's (default) or the authors' implementation's",
     )
+    train.add_argument(
+        "--polish",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="then polish the trained program for ROUNDS rounds into OUT-polish "
+        "(as `programs polish OUT --rounds ROUNDS`)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_user_errors(_train))
 
@@ -152,13 +160,20 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import time
+
     from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
     from crystalbox.programs.tasks import PUBLISHED, make_task
     from crystalbox.programs.train import TrainConfig, default_program_config, train_program
 
+    started = time.perf_counter()
+    if args.polish < 0:
+        raise ValueError(f"--polish takes a number of rounds (0: no polish), got {args.polish}")
     task = make_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
     out = args.out or f"out/programs/{task.name}-seed{args.seed}"
     check_checkpoint_folder(out)  # before training, not after
+    if args.polish:
+        check_checkpoint_folder(f"{out}-polish")
     published = PUBLISHED.get(task.name)
     epochs = args.epochs or (published.epochs if published else 250)
     model_config = default_program_config(
@@ -182,6 +197,23 @@ def _train(args: argparse.Namespace) -> int:
         f"{task.name}: val {result.val_acc:.2f}  test {result.test_acc:.2f}  "
         f"(epoch {result.best_epoch}, {result.wall_s:.0f}s, {result.threads} threads) -> {out}"
     )
+    if args.polish:
+        from crystalbox.programs.polish import PolishConfig
+
+        polish_args = argparse.Namespace(
+            checkpoint=out,
+            out=None,
+            rounds=args.polish,
+            search_examples=PolishConfig.search_examples,
+            no_reads=False,
+            no_tables=False,
+            no_refit=False,
+            seed=0,
+            threads=args.threads,
+            quiet=args.quiet,
+        )
+        _polish(polish_args)
+        print(f"train and polish: {time.perf_counter() - started:.0f}s")
     return 0
 
 
