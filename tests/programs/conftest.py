@@ -33,8 +33,10 @@ def trained_hist() -> TrainedProgram:
     return train_program(task, default_program_config(task), QUICK)
 
 
-def random_model(causal: bool, seed: int = 0, count_only: bool = False) -> ProgramTransformer:
-    """A 3-layer model with every kind of module and random (decisive) weights."""
+def random_model(causal: bool | str, seed: int = 0, count_only: bool = False) -> ProgramTransformer:
+    """A 3-layer model with every kind of module and random (decisive) weights;
+    ``causal="mixed"``: a non-causal model whose first head of each kind is causal."""
+    mixed = causal == "mixed"
     torch.manual_seed(seed)
     config = ProgramConfig(
         vocab_size=6,
@@ -47,8 +49,10 @@ def random_model(causal: bool, seed: int = 0, count_only: bool = False) -> Progr
         n_cat_mlps=1,
         n_num_mlps=1,
         d_mlp=16,
-        causal=causal,
+        causal=bool(causal) and not mixed,
         count_only=count_only,
+        n_causal_cat_heads=int(mixed),
+        n_causal_num_heads=int(mixed),
     )
     model = ProgramTransformer(config)
     with torch.no_grad():
@@ -81,7 +85,12 @@ VOCAB = ("<pad>", "<s>", "a", "b", "c", "d")
 CLASSES = ("0", "1", "2", "3", "4")
 
 
-@pytest.fixture(params=[False, True], ids=["bidirectional", "causal"])
+MASKS = pytest.mark.parametrize(
+    "causal", [False, True, "mixed"], ids=["bidirectional", "causal", "mixed"]
+)
+
+
+@pytest.fixture(params=[False, True, "mixed"], ids=["bidirectional", "causal", "mixed"])
 def model(request: pytest.FixtureRequest) -> ProgramTransformer:
     return random_model(request.param)
 

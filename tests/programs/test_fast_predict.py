@@ -17,7 +17,7 @@ from crystalbox.programs.fast_predict import (
 )
 from crystalbox.programs.model import ProgramLayer, ProgramTransformer
 
-from .conftest import random_model, random_tokens
+from .conftest import MASKS, random_model, random_tokens
 
 
 def _streams(model: ProgramTransformer, tokens: torch.Tensor) -> list[Values]:
@@ -36,7 +36,7 @@ def _same(a: Values, b: Values) -> bool:
     )
 
 
-@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@MASKS
 @pytest.mark.parametrize("kind", ["cat", "num"])
 @pytest.mark.parametrize("layer_index", [0, 2], ids=["layer0", "layer2"])
 def test_rerunning_one_edited_head_equals_running_the_layer(causal, kind, layer_index):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -201,3 +203,22 @@ def test_reference_initialisation_scales():
         assert 0.08 < float(layer.mlp_w1.std()) < 0.2  # ~ 1 / sqrt(d_mlp = 64)
         assert 0.25 < float(layer.mlp_w2.std()) < 0.5  # ~ 1 / sqrt(k)
     assert 0.2 < float(model.classifier_cat.std()) < 0.6  # ~ 1 / sqrt(n_classes)
+
+
+def test_mixed_masks_apply_to_their_heads_only():
+    mixed = random_model("mixed", seed=1)
+    open_config = dataclasses.replace(mixed.config, n_causal_cat_heads=0, n_causal_num_heads=0)
+    bidirectional = ProgramTransformer(open_config).eval()
+    bidirectional.load_state_dict(mixed.state_dict())
+    tokens = random_tokens(300, seed=2)
+    assert not torch.equal(mixed.predict(tokens), bidirectional.predict(tokens))
+    heads = read_discrete(mixed, VOCAB, CLASSES, eos=None).heads
+    assert [h.causal for h in heads if h.layer == 0] == [True, False, True, False]
+    assert mixed.config.summary().endswith("causal=1+1")
+
+
+def test_causal_head_counts_are_checked():
+    with pytest.raises(ValueError, match=r"n_causal_cat_heads must be an integer in \[0, n_cat"):
+        ProgramConfig(vocab_size=6, n_classes=5, n_ctx=8, n_cat_heads=1, n_causal_cat_heads=2)
+    with pytest.raises(ValueError, match="n_causal_num_heads is for non-causal models"):
+        ProgramConfig(vocab_size=6, n_classes=5, n_ctx=8, causal=True, n_causal_num_heads=1)

@@ -9,6 +9,7 @@ import torch
 
 from crystalbox.programs.semantics import (
     aggregate_sum,
+    allowed_keys,
     closest_match,
     match_matrix,
     position_bias,
@@ -115,3 +116,19 @@ def test_position_bias_orders_keys_as_specified(n):
         assert all(a > b for a, b in itertools.pairwise(values))
         assert bias[q, q].item() == -2.0
         assert all(-2.0 < v <= 0.0 for j, v in enumerate(bias[q].tolist()) if j != q)
+
+
+def test_per_head_causal_masks():
+    keys = T(0, 3, 3, 5).expand(2, 4)  # [h = 2, pos]
+    queries = T(0, 3, 5, 3).expand(2, 4)
+    per_head = torch.tensor([True, False])
+    match = match_matrix(keys, queries, IDENTITY, causal=per_head)
+    counts = aggregate_sum(match, torch.ones(4))
+    assert counts.tolist() == [[1.0, 1.0, 0.0, 2.0], [1.0, 2.0, 1.0, 2.0]]  # causal, then not
+    selected = select_closest(keys, queries, IDENTITY, causal=per_head)
+    assert selected.tolist() == [[0, 1, 0, 2], [0, 2, 3, 2]]
+    mask = torch.tensor([True, True, True, False])  # a pad key is never allowed
+    allowed = allowed_keys(4, per_head, mask)
+    assert allowed.shape == (2, 4, 4) and not allowed[:, :, 3].any()
+    assert torch.equal(allowed[0], allowed_keys(4, True, mask))
+    assert torch.equal(allowed[1], allowed_keys(4, False, mask))

@@ -148,6 +148,16 @@ def test_cli_train_count_only(tmp_path: Path):
     assert all(not layer.num_value.requires_grad for layer in loaded.model.layers)
 
 
+def test_cli_train_with_causal_heads(tmp_path: Path, capsys):
+    out = tmp_path / "mixed"
+    args = ["programs", "train", "hist", "--epochs", "1", "--threads", "1", "--quiet"]
+    assert main([*args, "--causal-heads", "1", "--out", str(out)]) == 0
+    config = load_program(out).model.config
+    assert (config.causal, config.n_causal_cat_heads, config.n_causal_num_heads) == (False, 1, 1)
+    assert main([*args, "--causal-heads", "5", "--out", str(tmp_path / "bad")]) == 1
+    assert "n_causal_cat_heads must be an integer in [0, n_cat_heads" in capsys.readouterr().err
+
+
 def test_cli_train_refuses_a_folder_of_other_files_before_training(tmp_path: Path, capsys):
     (tmp_path / "notes.txt").write_text("keep me")
     assert main(["programs", "train", "hist", "--epochs", "1", "--out", str(tmp_path)]) == 1

@@ -53,6 +53,14 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--count-only", action="store_true", help="numerical heads count their matches"
     )
+    train.add_argument(
+        "--causal-heads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="per layer, N heads of each kind see only earlier keys (non-causal tasks; "
+        "an extension of the paper's model)",
+    )
     train.add_argument("--vocab-size", type=int, default=None, help="specials included")
     train.add_argument("--max-len", type=int, default=None)
     train.add_argument("--lr", type=float, default=5e-2)
@@ -177,7 +185,13 @@ def _train(args: argparse.Namespace) -> int:
     published = PUBLISHED.get(task.name)
     epochs = args.epochs or (published.epochs if published else 250)
     model_config = default_program_config(
-        task, args.layers, args.heads, args.mlps, args.d_var, count_only=args.count_only
+        task,
+        args.layers,
+        args.heads,
+        args.mlps,
+        args.d_var,
+        count_only=args.count_only,
+        causal_heads=args.causal_heads,
     )
     train_config = TrainConfig(
         epochs=epochs,

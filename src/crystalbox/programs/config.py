@@ -18,6 +18,9 @@ class ProgramConfig:
     the context (one-hot positions) must both fit in it. Head and MLP counts are per layer.
     ``count_only``: numerical heads always sum ``ones`` (they count their matches, RASP's
     selector width) instead of choosing which numerical variable to sum.
+    ``n_causal_cat_heads`` / ``n_causal_num_heads`` (an extension of the paper's model, for
+    non-causal tasks): the first that many heads of each kind in every layer attend only to
+    keys at or before the query (prefix selections and counts); the others see every key.
     """
 
     vocab_size: int
@@ -33,6 +36,8 @@ class ProgramConfig:
     causal: bool = False
     pad_id: int = 0
     count_only: bool = False
+    n_causal_cat_heads: int = 0
+    n_causal_num_heads: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -59,6 +64,21 @@ class ProgramConfig:
                 problems.append(
                     f"pad_id {self.pad_id} is outside the vocabulary [0, {self.vocab_size})"
                 )
+        for kind in ("cat", "num"):
+            n_causal, n_heads = (
+                getattr(self, f"n_causal_{kind}_heads"),
+                getattr(self, f"n_{kind}_heads"),
+            )
+            if not isinstance(n_causal, int) or not 0 <= n_causal <= n_heads:
+                problems.append(
+                    f"n_causal_{kind}_heads must be an integer in [0, n_{kind}_heads = {n_heads}], "
+                    f"got {n_causal!r}"
+                )
+            elif n_causal and self.causal:
+                problems.append(
+                    f"n_causal_{kind}_heads is for non-causal models (causal=True masks every "
+                    "head already); set it to 0"
+                )
         if not isinstance(self.count_only, bool):
             problems.append(f"count_only must be True or False, got {self.count_only!r}")
         if problems:
@@ -67,12 +87,24 @@ class ProgramConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def head_causal(self, kind: Literal["cat", "num"]) -> tuple[bool, ...]:
+        """Whether each head of ``kind`` (in every layer) has a causal mask."""
+        n_heads = self.n_cat_heads if kind == "cat" else self.n_num_heads
+        n_causal = self.n_causal_cat_heads if kind == "cat" else self.n_causal_num_heads
+        return tuple(self.causal or h < n_causal for h in range(n_heads))
+
     def summary(self) -> str:
         """The shape in one line, e.g. ``k=8 L=3 H=2+2 M=1+1`` (heads and MLPs: cat+num; a
         `` count-only`` suffix when numerical heads only count)."""
         return (
             f"k={self.d_var} L={self.n_layers} H={self.n_cat_heads}+{self.n_num_heads} "
-            f"M={self.n_cat_mlps}+{self.n_num_mlps}" + (" count-only" if self.count_only else "")
+            f"M={self.n_cat_mlps}+{self.n_num_mlps}"
+            + (" count-only" if self.count_only else "")
+            + (
+                f" causal={self.n_causal_cat_heads}+{self.n_causal_num_heads}"
+                if self.n_causal_cat_heads or self.n_causal_num_heads
+                else ""
+            )
         )
 
     @classmethod

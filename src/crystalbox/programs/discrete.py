@@ -128,12 +128,12 @@ class DiscreteModel:
                 pred = torch.as_tensor(head.predicate)
                 if head.kind == "categorical":
                     sel = select_closest(
-                        env[head.key], env[head.query], pred, self.causal, key_mask
+                        env[head.key], env[head.query], pred, head.causal, key_mask
                     )
                     env[head.name] = aggregate(sel, env[head.value])
                 else:
                     match = match_matrix(
-                        env[head.key], env[head.query], pred, self.causal, key_mask
+                        env[head.key], env[head.query], pred, head.causal, key_mask
                     )
                     env[head.name] = aggregate_sum(match, env[head.value].float())
             for mlp in (m for m in self.mlps if m.layer == layer):
@@ -190,7 +190,7 @@ def read_discrete(
                     query=avail_cat[int(layer.cat_query[h].argmax())],
                     value=avail_cat[int(layer.cat_value[h].argmax())],
                     predicate=_np(layer.cat_pred[h].argmax(-1)),
-                    causal=config.causal,
+                    causal=config.head_causal("cat")[h],
                 )
             )
         for h in range(config.n_num_heads):
@@ -203,7 +203,7 @@ def read_discrete(
                     query=avail_cat[int(layer.num_query[h].argmax())],
                     value=avail_num[int(layer.num_value[h].argmax())],
                     predicate=_np(layer.num_pred[h].argmax(-1)),
-                    causal=config.causal,
+                    causal=config.head_causal("num")[h],
                 )
             )
         mlp_cat = avail_cat + [cat_head_name(index, h) for h in range(config.n_cat_heads)]

@@ -83,6 +83,12 @@ def _pick(variables: list[torch.Tensor], read: torch.Tensor) -> torch.Tensor:
     return torch.stack([variables[i] for i in read.argmax(-1).tolist()], dim=1)
 
 
+def _causal(layer: ProgramLayer, kind: str, heads: slice | list[int]) -> bool | torch.Tensor:
+    """The causal argument for heads ``heads`` of ``kind``."""
+    mask = layer.causal_mask(kind)
+    return mask[heads] if isinstance(mask, torch.Tensor) else mask
+
+
 def _cat_heads(
     model: ProgramTransformer, layer: ProgramLayer, values: Values, heads: slice | list[int]
 ) -> list[torch.Tensor]:
@@ -91,7 +97,7 @@ def _cat_heads(
         _pick(values.cat, layer.cat_key[heads]),
         _pick(values.cat, layer.cat_query[heads]),
         layer.cat_pred[heads].argmax(-1),
-        model.config.causal,
+        _causal(layer, "cat", heads),
         values.mask,
     )  # [b, h, n]
     return list(aggregate(selected, _pick(values.cat, layer.cat_value[heads])).unbind(1))
@@ -105,7 +111,7 @@ def _num_heads(
         _pick(values.cat, layer.num_key[heads]),
         _pick(values.cat, layer.num_query[heads]),
         layer.num_pred[heads].argmax(-1),
-        model.config.causal,
+        _causal(layer, "num", heads),
         values.mask,
     )
     return list(aggregate_sum(match, _pick(values.num, layer.num_value[heads])).unbind(1))

@@ -92,6 +92,19 @@ class ProgramLayer(nn.Module):
         self.num_mlp_b2 = nn.Parameter(torch.zeros(mn, k))
         self.bias: torch.Tensor
         self.register_buffer("bias", position_bias(config.n_ctx), persistent=False)
+        # which heads of each kind are causal (all or none unless n_causal_*_heads is set)
+        self.cat_causal: torch.Tensor
+        self.num_causal: torch.Tensor
+        for kind in ("cat", "num"):
+            flags = torch.tensor(config.head_causal(kind), dtype=torch.bool)  # type: ignore[arg-type]
+            self.register_buffer(f"{kind}_causal", flags, persistent=False)
+
+    def causal_mask(self, kind: str) -> bool | torch.Tensor:
+        """The ``semantics`` causal argument of the heads of ``kind`` ("cat" or "num"): one
+        bool when they all agree, else the per-head flags ``[h]``."""
+        flags = self.cat_causal if kind == "cat" else self.num_causal
+        mixed = self.config.n_causal_cat_heads or self.config.n_causal_num_heads
+        return flags if mixed else self.config.causal
 
     def _heads_argmax(
         self, cat: torch.Tensor, num: torch.Tensor, key_mask: torch.Tensor
@@ -101,7 +114,6 @@ class ProgramLayer(nn.Module):
         ``cat [v, b, n, k]`` one-hot, ``num [u, b, n]`` -> ``[hc, b, n, k]``, ``[hn, b, n]``.
         """
         values_of = cat.argmax(dim=-1)  # [v, b, n]: value of every categorical variable
-        causal = self.config.causal
         k = self.config.d_var
 
         def pick(read: torch.Tensor) -> torch.Tensor:  # [h, v] logits -> [b, h, n] values
@@ -112,7 +124,7 @@ class ProgramLayer(nn.Module):
             pick(self.cat_key),
             pick(self.cat_query),
             self.cat_pred.argmax(-1),
-            causal,
+            self.causal_mask("cat"),
             mask,
         )  # [b, h, q]
         copied = aggregate(selected, pick(self.cat_value))  # [b, h, q]
@@ -121,7 +133,7 @@ class ProgramLayer(nn.Module):
             pick(self.num_key),
             pick(self.num_query),
             self.num_pred.argmax(-1),
-            causal,
+            self.causal_mask("num"),
             mask,
         )
         values = num[self.num_value.argmax(dim=-1)].transpose(0, 1)  # [b, h, n]
@@ -142,6 +154,9 @@ class ProgramLayer(nn.Module):
         _, b, n, k = cat.shape
         hc, hn = self.config.n_cat_heads, self.config.n_num_heads
         allowed = allowed_keys(n, self.config.causal, key_mask).unsqueeze(0)  # [1, b, q, j]
+        cat_allowed, num_allowed = (
+            self._allowed_per_head(allowed, kind) for kind in ("cat", "num")
+        )
         reads = torch.cat(
             [
                 sample(p, sampler, tau)
@@ -167,7 +182,7 @@ class ProgramLayer(nn.Module):
                 kk,
                 v,
                 sample(self.cat_pred, sampler, tau),
-                allowed,
+                cat_allowed,
                 self.bias[:n, :n],
                 noise,
                 tau_t,
@@ -178,10 +193,20 @@ class ProgramLayer(nn.Module):
         if hn:
             values = _read(sample(self.num_value, sampler, tau), nums).view(-1, b, n)
             kernel = get_kernel("num_heads_soft", self.compiled)
-            head_num = kernel(nq, nk, values, sample(self.num_pred, sampler, tau), allowed)
+            head_num = kernel(nq, nk, values, sample(self.num_pred, sampler, tau), num_allowed)
         else:
             head_num = cat.new_zeros(0, b, n)
         return head_cat, head_num
+
+    def _allowed_per_head(self, allowed: torch.Tensor, kind: str) -> torch.Tensor:
+        """``allowed [1, b, q, j]`` with the causal mask of ``kind``'s causal heads:
+        ``[h, b, q, j]`` when some heads of the model are causal and others not."""
+        mask = self.causal_mask(kind)
+        if not isinstance(mask, torch.Tensor):
+            return allowed
+        n = allowed.shape[-1]
+        lower = torch.ones(n, n, dtype=torch.bool, device=allowed.device).tril()
+        return allowed & (lower | ~mask[:, None, None, None])
 
     def _mlp(
         self,

@@ -55,11 +55,21 @@ def position_bias(n: int) -> torch.Tensor:
     return torch.where(q == j, torch.full_like(bias, SELF_BIAS), bias)
 
 
-def allowed_keys(n: int, causal: bool, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Which keys a query may select: bool ``[..., q, j]`` (``key_mask``: ``[..., j]``)."""
+Causal = bool | torch.Tensor  # one mask for every head, or per head: bool ``[h]``
+
+
+def allowed_keys(n: int, causal: Causal, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Which keys a query may select: bool ``[..., q, j]`` (``key_mask``: ``[..., j]``).
+
+    With ``causal`` per head (bool ``[h]``) the mask is ``[h, q, j]`` before ``key_mask``,
+    whose leading dimensions must then broadcast against the head dimension.
+    """
     device = key_mask.device if key_mask is not None else None
     allowed = torch.ones(n, n, dtype=torch.bool, device=device)
-    if causal:
+    if isinstance(causal, torch.Tensor):
+        per_head = causal.to(device=allowed.device, dtype=torch.bool)[:, None, None]
+        allowed = torch.where(per_head, torch.tril(allowed), allowed)  # [h, q, j]
+    elif causal:
         allowed = torch.tril(allowed)
     if key_mask is not None:
         allowed = allowed & key_mask.to(torch.bool).unsqueeze(-2)
@@ -70,7 +80,7 @@ def match_matrix(
     keys: torch.Tensor,
     queries: torch.Tensor,
     predicate: torch.Tensor,
-    causal: bool = False,
+    causal: Causal = False,
     key_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bool ``[..., q, j]``: key value at ``j`` equals ``predicate[query value at q]``, allowed.
@@ -103,7 +113,7 @@ def select_closest(
     keys: torch.Tensor,
     queries: torch.Tensor,
     predicate: torch.Tensor,
-    causal: bool = False,
+    causal: Causal = False,
     key_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Categorical-head selection: the key position chosen by each query, ``[..., q]``."""

@@ -146,10 +146,13 @@ def default_program_config(
     n_mlps: int | None = None,
     d_var: int | None = None,
     count_only: bool = False,
+    causal_heads: int = 0,
 ) -> ProgramConfig:
     """The paper's configuration of a built-in task (overridable); heads/MLPs split evenly.
 
-    ``count_only``: numerical heads count their matches (``ProgramConfig.count_only``).
+    ``count_only``: numerical heads count their matches (``ProgramConfig.count_only``);
+    ``causal_heads``: that many heads of each kind per layer are causal (a non-causal task's
+    ``ProgramConfig.n_causal_cat_heads`` and ``n_causal_num_heads``).
     """
     published = PUBLISHED.get(task.name)
     layers = n_layers or (published.n_layers if published else 2)
@@ -170,6 +173,8 @@ def default_program_config(
         causal=task.causal,
         pad_id=task.input_vocab.index(PAD),
         count_only=count_only,
+        n_causal_cat_heads=causal_heads,
+        n_causal_num_heads=0 if cat_only else causal_heads,
     )
 
 

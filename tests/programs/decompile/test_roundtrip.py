@@ -16,7 +16,7 @@ from crystalbox.programs.decompile import (
 from crystalbox.programs.decompile.ir import Constant, Lookup, Select, SelectSum
 from crystalbox.programs.discrete import read_discrete
 
-from ..conftest import CLASSES, random_model, random_tokens
+from ..conftest import CLASSES, MASKS, random_model, random_tokens
 from ..conftest import VOCAB as RANDOM_VOCAB
 from .handbuilt import OUTPUTS, VOCAB, all_inputs, hand_model
 
@@ -89,7 +89,7 @@ def test_unused_modules_are_eliminated_and_constants_folded():
     assert not any(isinstance(s, Constant) for s in simple.steps)
 
 
-@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@MASKS
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_models_of_every_module_kind_decompile_exactly(causal, seed):
     torch.set_num_threads(1)

@@ -94,9 +94,8 @@ def execute_trace(program: Program, tokens: np.ndarray) -> tuple[dict[str, np.nd
         raise ValueError(f"sequence length {n} exceeds the program's context {program.n_ctx}")
     key_mask = ids != program.input_vocab.index(program.pad)
     key_mask[:, 0] = True
-    allowed = np.broadcast_to(key_mask[:, None, :], (b, n, n))
-    if program.causal:
-        allowed = allowed & np.tril(np.ones((n, n), dtype=bool))
+    allowed_all = np.broadcast_to(key_mask[:, None, :], (b, n, n))
+    allowed_prefix = allowed_all & np.tril(np.ones((n, n), dtype=bool))
     pref = preference(n)
     env: dict[str, np.ndarray] = {
         "tokens": ids,
@@ -107,12 +106,12 @@ def execute_trace(program: Program, tokens: np.ndarray) -> tuple[dict[str, np.nd
         if isinstance(step, Constant):
             env[step.output] = np.full((b, n), step.value, dtype=np.int64)
         elif isinstance(step, Select):
-            match = _match(step, env, allowed)
+            match = _match(step, env, allowed_prefix if step.causal else allowed_all)
             chosen = np.where(match, pref, np.iinfo(np.int64).min).argmax(axis=-1)
             chosen = np.where(match.any(axis=-1), chosen, 0)
             env[step.output] = np.take_along_axis(env[step.values], chosen, axis=-1)
         elif isinstance(step, SelectSum):
-            match = _match(step, env, allowed)
+            match = _match(step, env, allowed_prefix if step.causal else allowed_all)
             env[step.output] = (match * env[step.values][:, None, :]).sum(axis=-1)
         else:
             env[step.output] = _lookup(step, program, env)

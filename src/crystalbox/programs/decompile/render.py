@@ -56,13 +56,13 @@ class Emitter:
 
 
 HELPERS = '''
-def select_closest(keys, queries, predicate):
+def select_closest(keys, queries, predicate, causal=CAUSAL):
     """Per query position: the closest matching key position (self last, earlier wins
-    ties); BOS (position 0) when no key matches."""
+    ties); BOS (position 0) when no key matches; causal: keys at or before the query only."""
     selected = []
     for q, query in enumerate(queries):
         best, best_rank = 0, None
-        for j, key in enumerate(keys[: q + 1] if CAUSAL else keys):
+        for j, key in enumerate(keys[: q + 1] if causal else keys):
             if predicate(query, key):
                 rank = (j == q, abs(q - j), j)
                 if best_rank is None or rank < best_rank:
@@ -76,10 +76,10 @@ def aggregate(selected, values):
     return [values[j] for j in selected]
 
 
-def select(keys, queries, predicate):
-    """Per query position: every matching key position."""
+def select(keys, queries, predicate, causal=CAUSAL):
+    """Per query position: every matching key position (causal: at or before the query)."""
     return [
-        [j for j, key in enumerate(keys[: q + 1] if CAUSAL else keys) if predicate(query, key)]
+        [j for j, key in enumerate(keys[: q + 1] if causal else keys) if predicate(query, key)]
         for q, query in enumerate(queries)
     ]
 
@@ -248,6 +248,11 @@ def _param(program: Program, name: str) -> str:
     )
 
 
+def _mask(step: Select | SelectSum, program: Program) -> str:
+    """The extra argument of a head whose mask differs from the program's ``CAUSAL``."""
+    return f", causal={step.causal}" if step.causal != program.causal else ""
+
+
 def _function_name(prefix: str, source: str) -> str:
     return f"{prefix}_{source}"
 
@@ -353,13 +358,13 @@ def _run(out: Emitter, program: Program) -> None:
             if isinstance(step, Constant):
                 out.line(f"{step.output} = [{_label(var.domain, step.value)}] * n")
             elif isinstance(step, Select):
-                pred = _function_name("predicate", step.source)
+                pred = _function_name("predicate", step.source) + _mask(step, program)
                 out.line(
                     f"{step.output} = aggregate(select_closest({step.keys}, {step.queries}, "
                     f"{pred}), {step.values})"
                 )
             elif isinstance(step, SelectSum):
-                pred = _function_name("predicate", step.source)
+                pred = _function_name("predicate", step.source) + _mask(step, program)
                 out.line(
                     f"{step.output} = aggregate_sum(select({step.keys}, {step.queries}, "
                     f"{pred}), {step.values})"
