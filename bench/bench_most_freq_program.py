@@ -70,9 +70,49 @@ def rank_program(tokens: torch.Tensor, pad: int, causal: bool) -> torch.Tensor:
     return aggregate(select_closest(rank, positions, identity, False, mask), tokens)
 
 
+def tie_breakdown(checkpoint: str) -> None:
+    """Print a checkpoint's test accuracy by output rank and by whether the token at that
+    rank shares its count with a neighbouring rank (a tie broken by first occurrence)."""
+    from collections import Counter
+
+    from crystalbox.programs.checkpoint import checkpoint_data, load_program
+
+    loaded = load_program(checkpoint)
+    test = checkpoint_data(loaded.task, loaded.train_config).test
+    vocab = loaded.task.input_vocab
+    predicted = loaded.model.predict(torch.as_tensor(test.inputs)).numpy()
+    right: Counter[tuple[int, str]] = Counter()
+    total: Counter[tuple[int, str]] = Counter()
+    for inputs, targets, guess in zip(test.inputs, test.targets, predicted, strict=True):
+        symbols = [vocab[t] for t in inputs[1:] if vocab[t] != "<pad>"]
+        counts = Counter(symbols)
+        order = sorted(counts, key=lambda t: (-counts[t], symbols.index(t)))
+        for i in range(1, len(symbols) + 1):
+            if targets[i] == IGNORE:
+                continue
+            r = i - 1
+            if r >= len(order):
+                kind = "filler"
+            else:
+                c = counts[order[r]]
+                tied = any(0 <= s < len(order) and counts[order[s]] == c for s in (r - 1, r + 1))
+                kind = f"{'tie' if tied else 'unique'} c={c}"
+            total[i, kind] += 1
+            right[i, kind] += int(guess[i] == targets[i])
+    print(f"{checkpoint}: test accuracy by output rank and count (groups of >= 20 tokens)")
+    for key in sorted(total):
+        if total[key] >= 20:
+            print(
+                f"  rank {key[0]} {key[1]:<10} {total[key]:>5} tokens  {100 * right[key] / total[key]:6.2f}%"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-causal", action="store_true", help="every head non-causal")
+    parser.add_argument(
+        "--checkpoint", default=None, help="also break this checkpoint's test accuracy down"
+    )
     args = parser.parse_args()
     task = make_task("most_freq")
     data = make_data(task, 0)
@@ -90,6 +130,8 @@ def main() -> None:
         right = (predicted == targets)[scored].float().mean().item() * 100
         seconds = time.perf_counter() - started
         print(f"{name}: {len(split)} examples, token accuracy {right:.2f}% ({seconds:.2f} s)")
+    if args.checkpoint:
+        tie_breakdown(args.checkpoint)
 
 
 if __name__ == "__main__":
