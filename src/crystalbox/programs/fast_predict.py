@@ -89,9 +89,7 @@ def _causal(layer: ProgramLayer, kind: str, heads: slice | list[int]) -> bool | 
     return mask[heads] if isinstance(mask, torch.Tensor) else mask
 
 
-def _cat_heads(
-    model: ProgramTransformer, layer: ProgramLayer, values: Values, heads: slice | list[int]
-) -> list[torch.Tensor]:
+def _cat_heads(layer: ProgramLayer, values: Values, heads: slice | list[int]) -> list[torch.Tensor]:
     """Outputs ``[b, n]`` of categorical heads ``heads`` of ``layer`` on ``values``."""
     selected = select_closest(
         _pick(values.cat, layer.cat_key[heads]),
@@ -103,9 +101,7 @@ def _cat_heads(
     return list(aggregate(selected, _pick(values.cat, layer.cat_value[heads])).unbind(1))
 
 
-def _num_heads(
-    model: ProgramTransformer, layer: ProgramLayer, values: Values, heads: slice | list[int]
-) -> list[torch.Tensor]:
+def _num_heads(layer: ProgramLayer, values: Values, heads: slice | list[int]) -> list[torch.Tensor]:
     """Outputs ``[b, n]`` of numerical heads ``heads`` of ``layer`` on ``values``."""
     match = match_matrix(
         _pick(values.cat, layer.num_key[heads]),
@@ -159,9 +155,9 @@ def run_layer(
     config = model.config
     cat_values, num_values = list(values.cat), list(values.num)
     if config.n_cat_heads:
-        cat_values.extend(_cat_heads(model, layer, values, slice(None)))
+        cat_values.extend(_cat_heads(layer, values, slice(None)))
     if config.n_num_heads:
-        num_values.extend(_num_heads(model, layer, values, slice(None)))
+        num_values.extend(_num_heads(layer, values, slice(None)))
     cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables))
     return Values(cat_values, num_values, values.mask)
 
@@ -181,9 +177,9 @@ def rerun_head(
     n_cat = len(values.cat) + model.config.n_cat_heads
     cat_values, num_values = list(after.cat[:n_cat]), list(after.num)
     if kind == "cat":
-        cat_values[len(values.cat) + head] = _cat_heads(model, layer, values, [head])[0]
+        cat_values[len(values.cat) + head] = _cat_heads(layer, values, [head])[0]
     elif kind == "num":
-        num_values[len(values.num) + head] = _num_heads(model, layer, values, [head])[0]
+        num_values[len(values.num) + head] = _num_heads(layer, values, [head])[0]
     else:
         raise ValueError(f"kind must be 'cat' or 'num', got {kind!r}")
     cat_values.extend(_mlps(layer, cat_values, num_values, cat_tables))

@@ -95,9 +95,10 @@ class ProgramLayer(nn.Module):
         # which heads of each kind are causal (all or none unless n_causal_*_heads is set)
         self.cat_causal: torch.Tensor
         self.num_causal: torch.Tensor
-        for kind in ("cat", "num"):
-            flags = torch.tensor(config.head_causal(kind), dtype=torch.bool)  # type: ignore[arg-type]
-            self.register_buffer(f"{kind}_causal", flags, persistent=False)
+        cat_causal = torch.tensor(config.head_causal("cat"), dtype=torch.bool)
+        num_causal = torch.tensor(config.head_causal("num"), dtype=torch.bool)
+        self.register_buffer("cat_causal", cat_causal, persistent=False)
+        self.register_buffer("num_causal", num_causal, persistent=False)
 
     def causal_mask(self, kind: str) -> bool | torch.Tensor:
         """The ``semantics`` causal argument of the heads of ``kind`` ("cat" or "num"): one
