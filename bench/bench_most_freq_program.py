@@ -17,7 +17,11 @@ tables of 2 inputs each), in 4 layers, and scores it on the task's splits:
 Counts above c + 3 are left out (a token with count c and another with count ≥ c + 4 in one
 sequence of at most 7 symbols); two more heads would cover them. The paper's model gives
 every head the same mask, so the causal heads ``seen`` and ``before`` are not available to a
-non-causal task: ``--no-causal`` scores the same program with them non-causal. Example::
+non-causal task: ``--no-causal`` scores the same program with them non-causal. It then builds
+the same program as a model (``crystalbox.programs.handwritten.most_freq_rank_model``: reads
+and predicates set by hand, tables fitted into its MLPs), scores it and decompiles it with
+verification; ``--checkpoint CKPT`` breaks a trained checkpoint's test accuracy down by rank
+and ties. Example::
 
     python bench/bench_most_freq_program.py
 """
@@ -30,8 +34,11 @@ import time
 import torch
 
 from crystalbox.programs.data import IGNORE, make_data
+from crystalbox.programs.decompile import decompile
+from crystalbox.programs.handwritten import most_freq_rank_model
 from crystalbox.programs.semantics import aggregate, aggregate_sum, match_matrix, select_closest
 from crystalbox.programs.tasks import make_task
+from crystalbox.programs.train import accuracy
 
 
 def rank_program(tokens: torch.Tensor, pad: int, causal: bool) -> torch.Tensor:
@@ -113,6 +120,7 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint", default=None, help="also break this checkpoint's test accuracy down"
     )
+    parser.add_argument("--source", default=None, help="write the decompiled program here")
     args = parser.parse_args()
     task = make_task("most_freq")
     data = make_data(task, 0)
@@ -120,16 +128,38 @@ def main() -> None:
     to_output = torch.tensor(
         [output.index(t) if t in output else -1 for t in task.input_vocab], dtype=torch.long
     )
+    causal = "with" if not args.no_causal else "without"
+    print(f"the rank algorithm in step semantics, {causal} causal heads:")
     for name in ("train", "val", "test"):
         split = getattr(data, name)
-        started = time.perf_counter()
         tokens = torch.as_tensor(split.inputs)
         predicted = to_output[rank_program(tokens, pad, not args.no_causal)]
         targets = torch.as_tensor(split.targets)
         scored = targets != IGNORE
         right = (predicted == targets)[scored].float().mean().item() * 100
-        seconds = time.perf_counter() - started
-        print(f"{name}: {len(split)} examples, token accuracy {right:.2f}% ({seconds:.2f} s)")
+        print(f"  {name}: {len(split)} examples, token accuracy {right:.2f}%")
+    started = time.perf_counter()
+    model = most_freq_rank_model(task)
+    built = time.perf_counter() - started
+    print(f"as a model (most_freq_rank_model, {model.config.summary()}, built in {built:.1f} s):")
+    for name in ("train", "val", "test"):
+        print(f"  {name}: token accuracy {accuracy(model, getattr(data, name)):.2f}%")
+    started = time.perf_counter()
+    inputs = {name: getattr(data, name).inputs for name in ("train", "val", "test")}
+    result = decompile(
+        model, input_vocab=task.input_vocab, output_vocab=task.output_vocab, inputs=inputs
+    )
+    report = result.report
+    verified = report is not None and report.ok
+    lines = len(result.source.splitlines())
+    print(
+        f"decompiled: {lines} lines of Python, program == model on every split: {verified} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    if args.source:
+        with open(args.source, "w", encoding="utf-8") as handle:
+            handle.write(result.source)
+        print(f"  written to {args.source}")
     if args.checkpoint:
         tie_breakdown(args.checkpoint)
 

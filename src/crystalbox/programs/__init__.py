@@ -20,6 +20,7 @@ from crystalbox.programs.config import ProgramConfig, VariableSpec, variable_lay
 from crystalbox.programs.data import IGNORE, Split, TaskData, encode_inputs, make_data
 from crystalbox.programs.discrete import DiscreteHead, DiscreteMLP, DiscreteModel, read_discrete
 from crystalbox.programs.grid import GridResult, paper_grid, run_grid
+from crystalbox.programs.handwritten import most_freq_rank_model
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.polish import PolishConfig, PolishEdit, PolishResult, polish_program
 from crystalbox.programs.refit import RefitResult, refit_classifier
@@ -95,6 +96,7 @@ __all__ = [
     "make_data",
     "make_task",
     "match_matrix",
+    "most_freq_rank_model",
     "paper_grid",
     "polish_program",
     "position_bias",

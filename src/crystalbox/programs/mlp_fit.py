@@ -1,12 +1,15 @@
-"""Writing a lookup table into a categorical MLP's weights.
+"""Writing a lookup table into an MLP's weights.
 
-A categorical MLP of the argmax model is the table ``argmax(relu(x @ w1 + b1) @ w2 + b2)``
-over its ``k * k`` one-hot input pairs ``x``. ``fit_cat_mlp`` trains the MLP's own weights
-(same shapes) until that table equals a wanted one with a safety margin, so that an edited
-table is held by the model itself and decompiles like any trained one.
+An MLP of the argmax model is the table ``argmax(relu(x @ w1 + b1) @ w2 + b2)`` over its
+inputs ``x``: the ``k * k`` one-hot pairs of a categorical MLP, number pairs for a numerical
+one. ``fit_cat_mlp`` / ``fit_num_mlp`` train the MLP's own weights (same shapes) until that
+table equals a wanted one with a safety margin, so that an edited or hand-written table is
+held by the model itself and decompiles like any trained one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +17,7 @@ import torch.nn.functional as F
 from crystalbox.programs.fast_predict import cat_mlp_table, cat_pairs
 from crystalbox.programs.model import ProgramLayer
 
-__all__ = ["fit_cat_mlp"]
+__all__ = ["fit_cat_mlp", "fit_num_mlp"]
 
 
 def _margins(logits: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
@@ -33,7 +36,45 @@ def fit_cat_mlp(
     the layer unchanged and returns False.
     """
     x = cat_pairs(layer.config.d_var, layer.mlp_w1.device)
-    params = [p[m].detach().clone().requires_grad_() for p in _weights(layer)]
+    weights = (layer.mlp_w1, layer.mlp_b1, layer.mlp_w2, layer.mlp_b2)
+    return _fit(weights, m, x, wanted, margin, steps, lambda: cat_mlp_table(layer, m))
+
+
+def fit_num_mlp(
+    layer: ProgramLayer,
+    m: int,
+    inputs: torch.Tensor,
+    wanted: torch.Tensor,
+    margin: float = 0.05,
+    steps: int = 20000,
+) -> bool:
+    """Make numerical MLP ``m`` of ``layer`` map input pairs ``inputs [r, 2]`` to ``wanted
+    [r]`` (long); other inputs are unconstrained, so ``inputs`` should hold every pair the
+    MLP can meet. Starts from the current weights; True and written on success, else the
+    layer is unchanged."""
+    x = inputs.to(layer.num_mlp_w1.dtype)
+    weights = (layer.num_mlp_w1, layer.num_mlp_b1, layer.num_mlp_w2, layer.num_mlp_b2)
+
+    def table() -> torch.Tensor:
+        with torch.no_grad():
+            hidden = torch.relu(x @ layer.num_mlp_w1[m] + layer.num_mlp_b1[m])
+            return (hidden @ layer.num_mlp_w2[m] + layer.num_mlp_b2[m]).argmax(-1)
+
+    return _fit(weights, m, x, wanted, margin, steps, table)
+
+
+def _fit(
+    weights: tuple[torch.nn.Parameter, ...],
+    m: int,
+    x: torch.Tensor,
+    wanted: torch.Tensor,
+    margin: float,
+    steps: int,
+    table: Callable[[], torch.Tensor],
+) -> bool:
+    """Adam on MLP ``m``'s slice of ``weights`` (w1, b1, w2, b2) until every row of ``x``
+    gives its ``wanted`` output by ``margin``; written only if ``table()`` then equals it."""
+    params = [p[m].detach().clone().requires_grad_() for p in weights]
     optimizer = torch.optim.Adam(params, lr=1e-2)
     fitted = False
     for step in range(steps):
@@ -42,7 +83,7 @@ def fit_cat_mlp(
         if step % 25 == 0 and bool((_margins(logits.detach(), wanted) >= margin).all()):
             fitted = True
             break
-        # cross-entropy on the pairs still under the margin keeps the others as they are
+        # cross-entropy on the rows still under the margin keeps the others as they are
         loss = F.cross_entropy(logits, wanted, reduction="none")
         short = _margins(logits.detach(), wanted) < 2 * margin
         optimizer.zero_grad()
@@ -50,17 +91,13 @@ def fit_cat_mlp(
         optimizer.step()
     if not fitted:
         return False
-    saved = [p[m].detach().clone() for p in _weights(layer)]
+    saved = [p[m].detach().clone() for p in weights]
     with torch.no_grad():
-        for target, value in zip(_weights(layer), params, strict=True):
+        for target, value in zip(weights, params, strict=True):
             target[m] = value.detach()
-    if torch.equal(cat_mlp_table(layer, m), wanted):
+    if torch.equal(table(), wanted):
         return True
     with torch.no_grad():
-        for target, value in zip(_weights(layer), saved, strict=True):
+        for target, value in zip(weights, saved, strict=True):
             target[m] = value
     return False
-
-
-def _weights(layer: ProgramLayer) -> tuple[torch.nn.Parameter, ...]:
-    return layer.mlp_w1, layer.mlp_b1, layer.mlp_w2, layer.mlp_b2
