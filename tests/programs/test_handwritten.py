@@ -29,6 +29,8 @@ def test_the_rank_program_computes_most_freq_and_decompiles_exactly():
     masks = [step.causal for step in result.program.steps if isinstance(step, Select | SelectSum)]
     assert any(masks) and not all(masks)  # causal heads beside non-causal ones
     assert ", causal=True)" in result.source
+    # its numerical heads carry all-zero classifier weights, so only the output head is a feature
+    assert [f.variable for f in result.program.classifier.features] == ["attn_3_0_token"]
 
 
 def test_the_rank_program_refuses_other_tasks():

@@ -83,7 +83,7 @@ def _fold_lookup(step: Lookup, program: Program) -> Step:
 def fold_constants(program: Program) -> Program:
     """Steps whose output has one reachable value become ``Constant``; lookups lose inputs
     they ignore; constant classifier features (and features whose rows are all equal) move
-    into the bias."""
+    into the bias; numerical features whose weights are all zero are dropped."""
     steps: list[Step] = []
     for step in program.steps:
         value = _constant_value(program, step.output)
@@ -98,10 +98,10 @@ def fold_constants(program: Program) -> Program:
     for feature in program.classifier.features:
         constant = _constant_value(program, feature.variable)
         if isinstance(feature, NumericalFeature):
-            if constant is None:
-                features.append(feature)
-            else:
+            if constant is not None:
                 bias = bias + constant * np.asarray(feature.weights, dtype=np.float64)
+            elif any(w != 0.0 for w in feature.weights):
+                features.append(feature)  # (all-zero weights add nothing: dropped)
             continue
         rows = {row for _, row in feature.rows}
         if len(rows) == 1:
