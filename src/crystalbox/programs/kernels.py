@@ -44,7 +44,8 @@ def cat_heads_soft(
 ) -> torch.Tensor:
     """Relaxed categorical heads: reads ``[h, b, n, k]`` -> outputs ``[h, b, n, k]``.
 
-    ``allowed``: ``[1, b, q, j]`` bool; ``bias``: ``[q, j]``; ``noise``: Gumbel noise
+    ``allowed``: ``[1, b, q, j]`` bool (``[h, b, q, j]`` when heads differ in their causal
+    mask); ``bias``: ``[q, j]``; ``noise``: Gumbel noise
     ``[h, b, q, j]`` (zeros for plain softmax); ``tau``: scalar tensor; ``scale``: scalar
     tensor dividing the score logits before the noise (the attention temperature).
     """
