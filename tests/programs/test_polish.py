@@ -15,7 +15,7 @@ from crystalbox.programs.checkpoint import load_program, save_program
 from crystalbox.programs.data import Split, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.fast_predict import cat_mlp_table
-from crystalbox.programs.mlp_fit import fit_cat_mlp
+from crystalbox.programs.mlp_fit import fit_cat_mlp, fit_num_mlp
 from crystalbox.programs.polish import PolishConfig, polish_program
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import TrainedProgram, accuracy
@@ -166,6 +166,21 @@ def test_an_impossible_fit_leaves_the_mlp_unchanged(trained_hist):
     wanted = (cat_mlp_table(layer, 0) + 1) % model.config.d_var
     assert not fit_cat_mlp(layer, 0, wanted, steps=1)  # one step cannot reach the margin
     for p, b in zip((layer.mlp_w1, layer.mlp_b1, layer.mlp_w2), before, strict=True):
+        assert torch.equal(p, b)
+
+
+def test_a_numerical_mlp_fits_a_table_over_count_pairs_or_stays_unchanged():
+    model = random_model(causal=False, seed=4)
+    layer = model.layers[1]
+    grid = torch.cartesian_prod(torch.arange(9), torch.arange(9))  # every count pair 0..8
+    wanted = torch.clamp(grid.sum(-1), max=7)  # a sum table, as the rank program uses
+    assert fit_num_mlp(layer, 0, grid, wanted)
+    hidden = torch.relu(grid.float() @ layer.num_mlp_w1[0] + layer.num_mlp_b1[0])
+    assert torch.equal((hidden @ layer.num_mlp_w2[0] + layer.num_mlp_b2[0]).argmax(-1), wanted)
+    before = [p.detach().clone() for p in (layer.num_mlp_w1, layer.num_mlp_b1)]
+    twice = torch.cat([grid[:1], grid[:1]])  # one input pair wanted as two outputs
+    assert not fit_num_mlp(layer, 0, twice, torch.tensor([0, 1]), steps=200)
+    for p, b in zip((layer.num_mlp_w1, layer.num_mlp_b1), before, strict=True):
         assert torch.equal(p, b)
 
 
