@@ -20,25 +20,29 @@ every head the same mask, so the causal heads ``seen`` and ``before`` are not av
 non-causal task: ``--no-causal`` scores the same program with them non-causal. It then builds
 the same program as a model (``crystalbox.programs.handwritten.most_freq_rank_model``: reads
 and predicates set by hand, tables fitted into its MLPs), scores it and decompiles it with
-verification; ``--checkpoint CKPT`` breaks a trained checkpoint's test accuracy down by rank
-and ties. Example::
+verification; ``--retrain TAU ...`` trains from that model (sharpened, the same program)
+with the temperature falling from each TAU, to see whether training keeps the program;
+``--checkpoint CKPT`` breaks a trained checkpoint's test accuracy down by rank and ties.
+Example::
 
-    python bench/bench_most_freq_program.py
+    python bench/bench_most_freq_program.py --retrain 0.1 0.3 1 3
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
 
-from crystalbox.programs.data import IGNORE, make_data
+from crystalbox.programs.data import IGNORE, TaskData, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.handwritten import most_freq_rank_model
+from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.semantics import aggregate, aggregate_sum, match_matrix, select_closest
 from crystalbox.programs.tasks import make_task
-from crystalbox.programs.train import accuracy
+from crystalbox.programs.train import TrainConfig, accuracy, train_program
 
 
 def rank_program(tokens: torch.Tensor, pad: int, causal: bool) -> torch.Tensor:
@@ -75,6 +79,33 @@ def rank_program(tokens: torch.Tensor, pad: int, causal: bool) -> torch.Tensor:
     # layer 3
     positions = torch.arange(n).expand(b, n)
     return aggregate(select_closest(rank, positions, identity, False, mask), tokens)
+
+
+def retrain(model: ProgramTransformer, data: TaskData, tau: float, epochs: int) -> None:
+    """Train from the rank model, its logits sharpened (x100, the classifier x20: the same
+    program, far from every decision boundary), with the paper's optimiser and a temperature
+    falling from ``tau`` to 0.01; print what training keeps of the program."""
+    sharp = copy.deepcopy(model)
+    with torch.no_grad():
+        sharp.classifier_cat.mul_(20.0)
+        for layer in sharp.layers:
+            for name in _SHARPENED:
+                getattr(layer, name).mul_(100.0)
+    config = TrainConfig(
+        epochs=epochs, tau_start=tau, seed=0, threads=1, progress=False, stop_patience=None
+    )
+    result = train_program(make_task("most_freq"), None, config, data, start=sharp).result
+    print(
+        f"trained from the rank model, tau {tau:g} -> 0.01, {epochs} epochs: val "
+        f"{result.val_acc:.2f}, test {result.test_acc:.2f} (best epoch {result.best_epoch}, "
+        f"{result.wall_s:.0f} s)"
+    )
+
+
+_SHARPENED = (  # every logit that picks a read, a key value or an MLP output
+    "cat_key", "cat_query", "cat_value", "cat_pred", "num_key", "num_query", "num_pred",
+    "mlp_read", "mlp_w2", "mlp_b2", "num_mlp_read", "num_mlp_w2", "num_mlp_b2",
+)  # fmt: skip
 
 
 def tie_breakdown(checkpoint: str) -> None:
@@ -121,6 +152,15 @@ def main() -> None:
         "--checkpoint", default=None, help="also break this checkpoint's test accuracy down"
     )
     parser.add_argument("--source", default=None, help="write the decompiled program here")
+    parser.add_argument(
+        "--retrain",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="TAU",
+        help="train from the (sharpened) rank model with the temperature falling from TAU",
+    )
+    parser.add_argument("--retrain-epochs", type=int, default=40)
     args = parser.parse_args()
     task = make_task("most_freq")
     data = make_data(task, 0)
@@ -160,6 +200,8 @@ def main() -> None:
         with open(args.source, "w", encoding="utf-8") as handle:
             handle.write(result.source)
         print(f"  written to {args.source}")
+    for tau in args.retrain:
+        retrain(model, data, tau, args.retrain_epochs)
     if args.checkpoint:
         tie_breakdown(args.checkpoint)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -163,6 +164,18 @@ def test_cli_train_refuses_a_folder_of_other_files_before_training(tmp_path: Pat
     assert main(["programs", "train", "hist", "--epochs", "1", "--out", str(tmp_path)]) == 1
     assert "holds files other than a programs checkpoint" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_training_can_start_from_a_model(trained_hist):
+    start = trained_hist.model
+    before = {name: t.clone() for name, t in start.state_dict().items()}
+    gentle = dataclasses.replace(QUICK, epochs=1, lr=1e-4, tau_start=0.01, stop_patience=None)
+    kept = train_program(trained_hist.task, None, gentle, start=start)
+    assert kept.result.val_acc >= trained_hist.result.val_acc - 1.0  # it starts at the program
+    assert all(torch.equal(t, before[name]) for name, t in start.state_dict().items())
+    other = dataclasses.replace(start.config, n_layers=2)
+    with pytest.raises(ValueError, match="start has configuration"):
+        train_program(trained_hist.task, other, gentle, start=start)
 
 
 def test_cli_train_then_polish(tmp_path: Path, capsys):

@@ -211,10 +211,20 @@ def train_program(
     model_config: ProgramConfig | None = None,
     train_config: TrainConfig | None = None,
     data: TaskData | None = None,
+    start: ProgramTransformer | None = None,
 ) -> TrainedProgram:
-    """Train, select the epoch on validation (discrete model), and report test accuracy."""
+    """Train, select the epoch on validation (discrete model), and report test accuracy.
+
+    ``start``: a model of the same configuration whose weights training starts from (copied;
+    ``start`` itself is not changed) instead of a fresh initialisation.
+    """
     train_config = train_config or TrainConfig()
-    model_config = model_config or default_program_config(task)
+    model_config = model_config or (start.config if start else default_program_config(task))
+    if start is not None and start.config != model_config:
+        raise ValueError(
+            f"start has configuration {start.config.summary()}, not {model_config.summary()}; "
+            "pass the start model's config (or none)"
+        )
     if model_config.n_ctx < task.max_len:
         raise ValueError(
             f"model n_ctx={model_config.n_ctx} is shorter than task max_len={task.max_len}"
@@ -239,6 +249,8 @@ def train_program(
         model.init_numerical_mlps_on_domain()
     elif train_config.num_mlp_init == "origin":
         model.init_numerical_mlps_through_origin()
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     model.set_attention_temperature(train_config.attention_temperature)
     model = model.to(device)
     model.use_compiled_kernels(train_config.compile and device.type == "cpu" and _compiler_works())
@@ -258,9 +270,9 @@ def train_program(
     for epoch in bar:
         model.train()
         order = torch.randperm(len(data.train), generator=shuffler).to(device)
-        for start in range(0, len(order), train_config.batch_size):
+        for first in range(0, len(order), train_config.batch_size):
             tick = time.perf_counter()
-            batch = order[start : start + train_config.batch_size]
+            batch = order[first : first + train_config.batch_size]
             logits = model(inputs[batch], train_config.sampler, schedule(step))
             loss = _loss(logits, targets[batch], train_config.loss)
             _set_lr(optimizer, train_config, step, schedule.n_steps)
