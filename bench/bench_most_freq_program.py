@@ -81,7 +81,7 @@ def rank_program(tokens: torch.Tensor, pad: int, causal: bool) -> torch.Tensor:
     return aggregate(select_closest(rank, positions, identity, False, mask), tokens)
 
 
-def retrain(model: ProgramTransformer, data: TaskData, tau: float, epochs: int) -> None:
+def retrain(model: ProgramTransformer, data: TaskData, tau: float, epochs: int, seed: int) -> None:
     """Train from the rank model, its logits sharpened (x100, the classifier x20: the same
     program, far from every decision boundary), with the paper's optimiser and a temperature
     falling from ``tau`` to 0.01; print what training keeps of the program."""
@@ -92,11 +92,11 @@ def retrain(model: ProgramTransformer, data: TaskData, tau: float, epochs: int) 
             for name in _SHARPENED:
                 getattr(layer, name).mul_(100.0)
     config = TrainConfig(
-        epochs=epochs, tau_start=tau, seed=0, threads=1, progress=False, stop_patience=None
+        epochs=epochs, tau_start=tau, seed=seed, threads=1, progress=False, stop_patience=None
     )
     result = train_program(make_task("most_freq"), None, config, data, start=sharp).result
     print(
-        f"trained from the rank model, tau {tau:g} -> 0.01, {epochs} epochs: val "
+        f"trained from the rank model, tau {tau:g} -> 0.01, {epochs} epochs, seed {seed}: val "
         f"{result.val_acc:.2f}, test {result.test_acc:.2f} (best epoch {result.best_epoch}, "
         f"{result.wall_s:.0f} s)"
     )
@@ -161,6 +161,7 @@ def main() -> None:
         help="train from the (sharpened) rank model with the temperature falling from TAU",
     )
     parser.add_argument("--retrain-epochs", type=int, default=40)
+    parser.add_argument("--retrain-seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     task = make_task("most_freq")
     data = make_data(task, 0)
@@ -201,7 +202,8 @@ def main() -> None:
             handle.write(result.source)
         print(f"  written to {args.source}")
     for tau in args.retrain:
-        retrain(model, data, tau, args.retrain_epochs)
+        for seed in args.retrain_seeds:
+            retrain(model, data, tau, args.retrain_epochs, seed)
     if args.checkpoint:
         tie_breakdown(args.checkpoint)
 
