@@ -4,6 +4,7 @@ everywhere, and decompiles into a verified program."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from crystalbox.programs.data import make_data
 from crystalbox.programs.decompile import decompile
@@ -15,7 +16,9 @@ from crystalbox.programs.train import accuracy
 
 def test_the_rank_program_computes_most_freq_and_decompiles_exactly():
     task = make_task("most_freq")
+    rng = torch.get_rng_state()
     model = most_freq_rank_model(task)
+    assert torch.equal(torch.get_rng_state(), rng)  # the caller's random state is untouched
     data = make_data(task, 3, n_train=500, n_val=500, n_test=500)
     # misses only where a token's count exceeds another's by 4 or more (rare at length 7)
     assert accuracy(model, data.test) > 99.0 and accuracy(model, data.val) > 99.0

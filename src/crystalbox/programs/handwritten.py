@@ -24,7 +24,7 @@ from typing import cast
 
 import torch
 
-from crystalbox.programs.config import ProgramConfig
+from crystalbox.programs.config import ProgramConfig, variable_layout
 from crystalbox.programs.mlp_fit import fit_cat_mlp, fit_num_mlp
 from crystalbox.programs.model import ProgramLayer, ProgramTransformer
 from crystalbox.programs.tasks import Task, make_task
@@ -50,9 +50,12 @@ def most_freq_rank_model(task: Task | None = None) -> ProgramTransformer:
         n_layers=4, n_cat_heads=1, n_num_heads=4, n_cat_mlps=1, n_num_mlps=2,
         pad_id=pad, count_only=True, n_causal_num_heads=1,
     )  # fmt: skip
-    torch.manual_seed(0)
-    model = ProgramTransformer(config).requires_grad_(False)
+    with torch.random.fork_rng():  # the unused MLPs' weights, without touching the caller's RNG
+        torch.manual_seed(0)
+        model = ProgramTransformer(config).requires_grad_(False)
     layers = [cast("ProgramLayer", m) for m in model.layers]
+    cat_names, num_names = ([v.name for v in kind] for kind in variable_layout(config))
+    cat, num = cat_names.index, num_names.index  # a variable's index in every read it can meet
     for layer in layers:  # unused heads read tokens and match nothing (pad keys are masked)
         for name in ("cat_key", "cat_query", "cat_value", "num_key", "num_query"):
             _choose(getattr(layer, name), [0] * getattr(layer, name).shape[0])
@@ -65,31 +68,31 @@ def most_freq_rank_model(task: Task | None = None) -> ProgramTransformer:
     same = [v if v not in (pad, bos) else pad for v in range(k)]
     for h in (0, 1):
         _predicate(layers[0].num_pred[h], same)
-    # cat variables: 0 tokens, 1 positions, then per layer attn, mlp, num_mlp 0, num_mlp 1;
-    # numerical: 0 ones, then per layer its 4 heads
-    first, a, b, rank = 4, 8, 9, 11
-    _choose(layers[0].num_mlp_read[0], [2, 1])  # (count, seen)
+    first, a, b = cat("num_mlp_0_0"), cat("num_mlp_1_0"), cat("num_mlp_1_1")
+    rank = cat("mlp_2_0")
+    _choose(layers[0].num_mlp_read[0], [num("num_attn_0_1"), num("num_attn_0_0")])  # count, seen
     # layer 1: over `first`: head 0 (causal) same count, heads 1-3 count + 1, + 2, + 3
     _choose(layers[1].num_key, [first] * 4)
     _choose(layers[1].num_query, [first] * 4)
     for h, d in enumerate((0, 1, 2, 3)):
         _predicate(layers[1].num_pred[h], [min(c + d, never) if c else never for c in range(k)])
-    _choose(layers[1].num_mlp_read[0], [6, 7])  # (more_1, more_2)
-    _choose(layers[1].num_mlp_read[1], [8, 5])  # (more_3, before)
+    more_1, more_2, more_3, before = (num(f"num_attn_1_{h}") for h in (1, 2, 3, 0))
+    _choose(layers[1].num_mlp_read[0], [more_1, more_2])
+    _choose(layers[1].num_mlp_read[1], [more_3, before])
     _choose(layers[2].mlp_read[0], [a, b])
     # layer 3: position i copies the token whose rank is i (BOS when none)
     _choose(layers[3].cat_key, [rank])
-    _choose(layers[3].cat_query, [1])
-    _choose(layers[3].cat_value, [0])
+    _choose(layers[3].cat_query, [cat("positions")])
+    _choose(layers[3].cat_value, [cat("tokens")])
     _predicate(layers[3].cat_pred[0], list(range(k)))
     grid = torch.cartesian_prod(torch.arange(k + 1), torch.arange(k + 1))  # every count pair
     x, y = grid[:, 0], grid[:, 1]
-    tables = {
-        (0, "num", 0): torch.where(y == 1, torch.clamp(x, max=never), 0),
-        (1, "num", 0): torch.clamp(x + y, max=never),
-        (1, "num", 1): torch.where(y > 0, torch.clamp(x + y, max=never), 0),
+    tables = {  # (layer, numerical MLP): its table over the grid
+        (0, 0): torch.where(y == 1, torch.clamp(x, max=never), 0),
+        (1, 0): torch.clamp(x + y, max=never),
+        (1, 1): torch.where(y > 0, torch.clamp(x + y, max=never), 0),
     }
-    for (li, _, m), wanted in tables.items():
+    for (li, m), wanted in tables.items():
         if not fit_num_mlp(layers[li], m, grid, wanted.long()):
             raise RuntimeError(f"the table of numerical MLP {m} of layer {li} did not fit")
     pairs = torch.cartesian_prod(torch.arange(k), torch.arange(k))  # row a * k + b
@@ -98,7 +101,7 @@ def most_freq_rank_model(task: Task | None = None) -> ProgramTransformer:
         raise RuntimeError("the rank table did not fit")
     model.classifier_cat.zero_()
     model.classifier_num.zero_()
-    output = 14  # attn_3_0: the copied token
+    output = cat("attn_3_0")  # the copied token
     for t, token in enumerate(vocab):
         if token in task.output_vocab:
             model.classifier_cat[output, t, task.output_vocab.index(token)] = 1.0
