@@ -58,7 +58,7 @@ def run_one(
     progress: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
-    """One run; ``shape``: n_layers / n_heads / n_mlps / count_only overriding the published
+    """One run; ``shape``: n_layers / n_heads / n_mlps / count_only / causal_heads overriding the published
     configuration; ``progress``: the training bar on stderr;
     ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature,
     lr_schedule, tau_end)."""
@@ -193,7 +193,14 @@ def table(runs: list[dict[str, Any]]) -> str:
             lines.append(f"| {name} | {_row(at_published)} | {tail}")
         top = max(mine, key=lambda r: r["val_acc"])
         if top.get("config", shape) != shape:
-            label = "count-only" if top["config"].endswith("count-only") else "grid"
+            config = top["config"]
+            label = (
+                "causal heads"
+                if " causal=" in config
+                else "count-only"
+                if config.endswith("count-only")
+                else "grid"
+            )
             lines.append(f"| {name} ({label}) | {_row(mine)} | {tail}")
     return "\n".join(lines)
 
@@ -244,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--count-only", action="store_true", help="numerical heads count their matches"
     )
+    parser.add_argument(
+        "--causal-heads",
+        type=int,
+        default=0,
+        help="per layer, this many heads of each kind causal (non-causal tasks; an extension)",
+    )
     parser.add_argument("--out-dir", type=Path, default=CHECKPOINTS, help="best checkpoints")
     parser.add_argument(
         "--baseline", action="store_true", help="train the standard transformer instead"
@@ -260,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.count_only:
         shape["count_only"] = True
+    if args.causal_heads:
+        shape["causal_heads"] = args.causal_heads
     if not args.table_only:
         torch.set_num_threads(args.threads)
         for name in args.tasks:
