@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crystalbox.programs.checkpoint import LoadedProgram
     from crystalbox.programs.data import TaskData
+    from crystalbox.programs.polish import PolishConfig
+
+    # edits a checkpoint's model in place: (kept, validation after, details for the record)
+    Improvement = Callable[[LoadedProgram, TaskData], tuple[bool, float, dict[str, Any]]]
 
 __all__ = ["register"]
 
@@ -214,19 +218,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.polish:
         from crystalbox.programs.polish import PolishConfig
 
-        polish_args = argparse.Namespace(
-            checkpoint=out,
-            out=None,
-            rounds=args.polish,
-            search_examples=PolishConfig.search_examples,
-            no_reads=False,
-            no_tables=False,
-            no_refit=False,
-            seed=0,
-            threads=args.threads,
-            quiet=args.quiet,
-        )
-        _polish(polish_args)
+        config = PolishConfig(rounds=args.polish, progress=not args.quiet)
+        _improve(out, None, args.threads, "polish", _polisher(config))
         print(f"train and polish: {time.perf_counter() - started:.0f}s")
     return 0
 
@@ -272,11 +265,11 @@ def _refit(args: argparse.Namespace) -> int:
         result = refit_classifier(loaded.model, data.train, data.val, max_iter=args.max_iter)
         return result.kept, result.val_after, result.to_dict()
 
-    return _improve(args, "refit", run)
+    return _improve(args.checkpoint, args.out, args.threads, "refit", run)
 
 
 def _polish(args: argparse.Namespace) -> int:
-    from crystalbox.programs.polish import PolishConfig, polish_program
+    from crystalbox.programs.polish import PolishConfig
 
     config = PolishConfig(
         rounds=args.rounds,
@@ -287,21 +280,25 @@ def _polish(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
+    return _improve(args.checkpoint, args.out, args.threads, "polish", _polisher(config))
+
+
+def _polisher(config: PolishConfig) -> Improvement:
+    """The ``_improve`` step that polishes a checkpoint's model with ``config``."""
+    from crystalbox.programs.polish import polish_program
 
     def run(loaded: LoadedProgram, data: TaskData) -> tuple[bool, float, dict[str, Any]]:
         result = polish_program(loaded.model, data.train, data.val, config)
         return result.kept, result.val_after, result.to_dict()
 
-    return _improve(args, "polish", run)
+    return run
 
 
 def _improve(
-    args: argparse.Namespace,
-    step: str,
-    run: Callable[[LoadedProgram, TaskData], tuple[bool, float, dict[str, Any]]],
+    checkpoint: str, out_arg: str | None, threads: int | None, step: str, run: Improvement
 ) -> int:
     """Run ``run`` (which edits the model in place and says whether it kept the edit) on a
-    checkpoint and write a new checkpoint ``--out`` (default CHECKPOINT-<step>) if it did."""
+    checkpoint and write a new checkpoint ``out_arg`` (default CHECKPOINT-<step>) if it did."""
     from pathlib import Path
 
     import torch
@@ -309,13 +306,13 @@ def _improve(
     from crystalbox.programs.checkpoint import check_checkpoint_folder, load_program, save_loaded
     from crystalbox.programs.train import accuracy
 
-    source = Path(args.checkpoint)
-    out = Path(args.out) if args.out else source.with_name(f"{source.name}-{step}")
+    source = Path(checkpoint)
+    out = Path(out_arg) if out_arg else source.with_name(f"{source.name}-{step}")
     if out.resolve() == source.resolve():
         raise ValueError(f"--out {out} is the checkpoint itself; choose a new folder")
     check_checkpoint_folder(out)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     loaded = load_program(source)
     data = _checkpoint_data(loaded, None)
     test_before = accuracy(loaded.model, data.test)

@@ -324,8 +324,7 @@ def _occurring_pairs(scorer: _Scorer, li: int, m: int) -> list[int]:
     scorer's examples, most frequent first."""
     layer = cast("ProgramLayer", scorer.model.layers[li])
     k = scorer.model.config.d_var
-    with torch.no_grad():
-        after = run_layer(scorer.model, layer, scorer.streams[li], scorer.overrides.get(li))
+    after = scorer.streams[li + 1]  # MLP inputs come before any MLP output: tables don't matter
     read = layer.mlp_read[m].argmax(-1)
     pairs = after.cat[int(read[0])] * k + after.cat[int(read[1])]
     values, counts = torch.unique(pairs, return_counts=True)
@@ -397,7 +396,8 @@ def polish_program(
         if config.refit:
             refit_classifier(model, train, val)
             full.recache()  # the cached class scores used the old classifier
-            search.recache()
+            if not subset:  # (a subset is drawn afresh next round anyway)
+                search.recache()
         val_now = accuracy(model, val)
         if val_now > best[0]:
             best = (val_now, copy.deepcopy(model.state_dict()), round_index, len(edits))
