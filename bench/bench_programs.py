@@ -58,7 +58,7 @@ def run_one(
     progress: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
-    """One run; ``shape``: n_layers / n_heads / n_mlps / count_only / causal_heads overriding the published
+    """One run; ``shape``: n_layers / n_heads / n_mlps / count_only / causal_heads / tables overriding the published
     configuration; ``progress``: the training bar on stderr;
     ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature,
     lr_schedule, tau_end)."""
@@ -161,8 +161,8 @@ def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float, s
 
 def table(runs: list[dict[str, Any]]) -> str:
     """Per task: a row for the published configuration and, when a run of another configuration
-    of the paper's grid (or a count-only one) has the best validation accuracy, a row for that
-    configuration. A row
+    of the paper's grid (or an extension: count-only, tables, causal heads) has the best
+    validation accuracy, a row for that configuration. A row
     aggregates the runs of the series (see ``_series``) holding its best validation run."""
     lines = [
         "| task | config (cat+num) | sampler | epochs (max / mean run) | seeds | best-val seed: val / test "
@@ -197,6 +197,8 @@ def table(runs: list[dict[str, Any]]) -> str:
             label = (
                 "causal heads"
                 if " causal=" in config
+                else "tables"
+                if " tables" in config
                 else "count-only"
                 if config.endswith("count-only")
                 else "grid"
@@ -257,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="per layer, this many heads of each kind causal (non-causal tasks; an extension)",
     )
+    parser.add_argument(
+        "--tables",
+        action="store_true",
+        help="numerical MLPs are lookup tables over count pairs (implies --count-only; an "
+        "extension)",
+    )
     parser.add_argument("--out-dir", type=Path, default=CHECKPOINTS, help="best checkpoints")
     parser.add_argument(
         "--baseline", action="store_true", help="train the standard transformer instead"
@@ -275,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         shape["count_only"] = True
     if args.causal_heads:
         shape["causal_heads"] = args.causal_heads
+    if args.tables:
+        shape["count_only"] = shape["tables"] = True
     if not args.table_only:
         torch.set_num_threads(args.threads)
         for name in args.tasks:
@@ -343,7 +353,9 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "Each task has a row for its published configuration and, "
         "where a run of another configuration of the paper's grid (L in {2, 3}, H in {4, 8}, "
         'M in {2, 4}) has the best validation accuracy, a "(grid)" row for it, as the paper '
-        'selected over that grid ("(count-only)" when that run\'s numerical heads only count). '
+        'selected over that grid ("(count-only)" when that run\'s numerical heads only count, '
+        '"(tables)" when its numerical MLPs are also tables, "(causal heads)" when some heads '
+        "of a non-causal task are causal: extensions of the paper's model). "
         "Each row aggregates the runs of one series (same epochs, "
         "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule and end temperature): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"

@@ -33,9 +33,12 @@ def trained_hist() -> TrainedProgram:
     return train_program(task, default_program_config(task), QUICK)
 
 
-def random_model(causal: bool | str, seed: int = 0, count_only: bool = False) -> ProgramTransformer:
+def random_model(
+    causal: bool | str, seed: int = 0, count_only: bool = False, tables: bool = False
+) -> ProgramTransformer:
     """A 3-layer model with every kind of module and random (decisive) weights;
-    ``causal="mixed"``: a non-causal model whose first head of each kind is causal."""
+    ``causal="mixed"``: a non-causal model whose first head of each kind is causal;
+    ``tables``: numerical MLPs are tables (implies ``count_only``)."""
     mixed = causal == "mixed"
     torch.manual_seed(seed)
     config = ProgramConfig(
@@ -50,7 +53,8 @@ def random_model(causal: bool | str, seed: int = 0, count_only: bool = False) ->
         n_num_mlps=1,
         d_mlp=16,
         causal=bool(causal) and not mixed,
-        count_only=count_only,
+        count_only=count_only or tables,
+        num_mlp_tables=tables,
         n_causal_cat_heads=int(mixed),
         n_causal_num_heads=int(mixed),
     )
@@ -90,9 +94,18 @@ MASKS = pytest.mark.parametrize(
 )
 
 
-@pytest.fixture(params=[False, True, "mixed"], ids=["bidirectional", "causal", "mixed"])
+# the shared random models: every mask, and numerical MLPs as tables
+MODEL_KINDS: dict[str, dict[str, bool | str]] = {
+    "bidirectional": {"causal": False},
+    "causal": {"causal": True},
+    "mixed": {"causal": "mixed"},
+    "tables": {"causal": "mixed", "tables": True},
+}
+
+
+@pytest.fixture(params=list(MODEL_KINDS))
 def model(request: pytest.FixtureRequest) -> ProgramTransformer:
-    return random_model(request.param)
+    return random_model(**MODEL_KINDS[request.param])  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -119,6 +119,48 @@ def test_config_summary_names_the_shape():
     assert config.summary() == "k=8 L=3 H=4+2 M=1+1"
 
 
+def test_table_mlps_need_count_only_and_keep_the_other_parameters():
+    with pytest.raises(ValueError, match="num_mlp_tables needs count_only=True"):
+        ProgramConfig(vocab_size=6, n_classes=5, n_ctx=8, num_mlp_tables=True)
+    config = random_model("mixed", count_only=True).config
+    with_tables = dataclasses.replace(config, num_mlp_tables=True)
+    assert " count-only tables" in with_tables.summary()
+    assert ProgramConfig.from_dict(with_tables.to_dict()) == with_tables
+    torch.manual_seed(0)
+    plain = dict(ProgramTransformer(config).named_parameters())
+    torch.manual_seed(0)
+    tabled = dict(ProgramTransformer(with_tables).named_parameters())
+    relu = {name for name in plain if "num_mlp_" in name and not name.endswith("_read")}
+    tables = {name for name in tabled if name.endswith(".num_mlp_table")}
+    assert len(tables) == config.n_layers and set(tabled) == (set(plain) - relu) | tables
+    assert all(torch.equal(plain[name], tabled[name]) for name in set(plain) - relu)
+    assert tabled["layers.0.num_mlp_table"].shape == (1, 9 * 9, 8)  # counts 0..n_ctx squared
+
+
+def test_a_table_mlp_reads_its_row_at_counts_and_interpolates_between():
+    model = random_model("mixed", tables=True)
+    layer = model.layers[0]
+    rows = layer.num_mlp_table[0]  # [9 * 9, k]
+    pairs = torch.tensor([[[2.0, 3.0], [2.5, 3.0], [-1.0, 20.0]]])  # [m, r, 2]
+    logits = layer._table_logits(pairs)[0]
+    assert torch.equal(logits[0], rows[2 * 9 + 3])
+    assert torch.allclose(logits[1], (rows[2 * 9 + 3] + rows[3 * 9 + 3]) / 2)
+    assert torch.equal(logits[2], rows[0 * 9 + 8])  # clamped into [0, n_ctx]
+    for init in (model.init_numerical_mlps_on_domain, model.init_numerical_mlps_through_origin):
+        with pytest.raises(ValueError, match="are tables"):
+            init()
+    model.init_like_reference()  # rescales the tables instead
+    discrete = next(m for m in read_discrete(model, VOCAB, CLASSES).mlps if m.kind == "numerical")
+    assert discrete.table is not None and discrete.w1 is None
+    expected = discrete.table[2, 3].argmax()
+    assert discrete.evaluate(np.array([2.0, 30.0]), np.array([3.0, -4.0])).tolist() == [
+        expected,
+        discrete.table[8, 0].argmax(),
+    ]
+    with pytest.raises(ValueError, match="either w1, b1, w2, b2 or a table"):
+        dataclasses.replace(discrete, w1=np.zeros((2, 4)))
+
+
 def test_count_only_heads_sum_ones(tokens):
     free, counting = random_model(False), random_model(False, count_only=True)
     assert counting.config.summary().endswith(" count-only")

@@ -184,6 +184,21 @@ def test_a_numerical_mlp_fits_a_table_over_count_pairs_or_stays_unchanged():
         assert torch.equal(p, b)
 
 
+def test_a_table_mlp_is_written_directly_or_stays_unchanged():
+    layer = random_model("mixed", seed=4, tables=True).layers[1]
+    grid = torch.cartesian_prod(torch.arange(9), torch.arange(9))  # every count pair 0..8
+    wanted = torch.clamp(grid.sum(-1), max=7)
+    assert fit_num_mlp(layer, 0, grid, wanted, margin=0.5)
+    logits = layer.num_mlp_table[0, grid[:, 0] * 9 + grid[:, 1]]
+    assert torch.equal(logits.argmax(-1), wanted)
+    assert bool((logits.gather(1, wanted[:, None]) >= logits.topk(2).values[:, 1:] + 0.5).all())
+    before = layer.num_mlp_table.detach().clone()
+    twice = torch.cat([grid[:1], grid[:1]])  # one input pair wanted as two outputs
+    assert not fit_num_mlp(layer, 0, twice, torch.tensor([0, 1]))
+    assert not fit_num_mlp(layer, 0, torch.tensor([[9, 0]]), torch.tensor([1]))  # not a count
+    assert torch.equal(layer.num_mlp_table, before)
+
+
 def test_scoring_one_edited_head_equals_rescoring_its_layer():
     from crystalbox.programs.polish import _Scorer
 

@@ -18,6 +18,7 @@ from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import (
     TrainConfig,
     accuracy,
+    default_program_config,
     train_program,
 )
 
@@ -147,6 +148,23 @@ def test_cli_train_count_only(tmp_path: Path):
     loaded = load_program(out)
     assert loaded.model.config.count_only and loaded.model.config.n_layers == 2
     assert all(not layer.num_value.requires_grad for layer in loaded.model.layers)
+
+
+def test_cli_train_with_table_mlps(tmp_path: Path):
+    out = tmp_path / "tables"
+    args = ["programs", "train", "hist", "--epochs", "1", "--threads", "1", "--quiet"]
+    assert main([*args, "--tables", "--out", str(out)]) == 0
+    loaded = load_program(out)
+    assert loaded.model.config.num_mlp_tables and loaded.model.config.count_only
+    program = read_discrete(loaded.model, loaded.task.input_vocab, loaded.task.output_vocab)
+    assert all(mlp.table is not None for mlp in program.mlps if mlp.kind == "numerical")
+
+
+def test_short_run_with_table_mlps_learns_hist():
+    task = make_task("hist")
+    config = default_program_config(task, count_only=True, tables=True)
+    result = train_program(task, config, QUICK).result
+    assert result.test_acc >= 99.0, result  # the ReLU MLPs' run (trained_hist) is held to 90
 
 
 def test_cli_train_with_causal_heads(tmp_path: Path, capsys):

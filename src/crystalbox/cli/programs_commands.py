@@ -58,6 +58,12 @@ def register(subparsers: Any) -> None:
         "--count-only", action="store_true", help="numerical heads count their matches"
     )
     train.add_argument(
+        "--tables",
+        action="store_true",
+        help="numerical MLPs are lookup tables over count pairs (implies --count-only; an "
+        "extension of the paper's model)",
+    )
+    train.add_argument(
         "--causal-heads",
         type=int,
         default=0,
@@ -194,8 +200,9 @@ def _train(args: argparse.Namespace) -> int:
         args.heads,
         args.mlps,
         args.d_var,
-        count_only=args.count_only,
+        count_only=args.count_only or args.tables,
         causal_heads=args.causal_heads,
+        tables=args.tables,
     )
     train_config = TrainConfig(
         epochs=epochs,

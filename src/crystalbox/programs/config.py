@@ -21,6 +21,9 @@ class ProgramConfig:
     ``n_causal_cat_heads`` / ``n_causal_num_heads`` (an extension of the paper's model, for
     non-causal tasks): the first that many heads of each kind in every layer attend only to
     keys at or before the query (prefix selections and counts); the others see every key.
+    ``num_mlp_tables`` (an extension of the paper's model; needs ``count_only``): each
+    numerical MLP is a table of output logits over count pairs ``[0, n_ctx]^2``, read in
+    training by interpolating between neighbouring counts, instead of a ReLU MLP.
     """
 
     vocab_size: int
@@ -38,6 +41,7 @@ class ProgramConfig:
     count_only: bool = False
     n_causal_cat_heads: int = 0
     n_causal_num_heads: int = 0
+    num_mlp_tables: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -79,13 +83,24 @@ class ProgramConfig:
                     f"n_causal_{kind}_heads is for non-causal models (causal=True masks every "
                     "head already); set it to 0"
                 )
-        if not isinstance(self.count_only, bool):
-            problems.append(f"count_only must be True or False, got {self.count_only!r}")
+        for name in ("count_only", "num_mlp_tables"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.num_mlp_tables is True and self.count_only is not True:
+            problems.append(
+                "num_mlp_tables needs count_only=True: a table covers the counts [0, n_ctx], "
+                "while summed numerical values can exceed them"
+            )
         if problems:
             raise ValueError("invalid ProgramConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def n_counts(self) -> int:
+        """How many count values ``[0, n_ctx]`` a numerical table MLP covers per input."""
+        return self.n_ctx + 1
 
     def head_causal(self, kind: Literal["cat", "num"]) -> tuple[bool, ...]:
         """Whether each head of ``kind`` (in every layer) has a causal mask."""
@@ -95,11 +110,13 @@ class ProgramConfig:
 
     def summary(self) -> str:
         """The shape in one line, e.g. ``k=8 L=3 H=2+2 M=1+1`` (heads and MLPs: cat+num; a
-        `` count-only`` suffix when numerical heads only count)."""
+        `` count-only`` suffix when numerical heads only count, `` tables`` when numerical MLPs
+        are tables)."""
         return (
             f"k={self.d_var} L={self.n_layers} H={self.n_cat_heads}+{self.n_num_heads} "
             f"M={self.n_cat_mlps}+{self.n_num_mlps}"
             + (" count-only" if self.count_only else "")
+            + (" tables" if self.num_mlp_tables else "")
             + (
                 f" causal={self.n_causal_cat_heads}+{self.n_causal_num_heads}"
                 if self.n_causal_cat_heads or self.n_causal_num_heads

@@ -58,6 +58,8 @@ class DiscreteMLP:
 
     Categorical MLP: ``x`` is the concatenated one-hots of the two inputs (``[2k]``);
     numerical MLP: ``x`` is the two input values (``[2]``). The output is categorical.
+    A numerical table MLP (``ProgramConfig.num_mlp_tables``) has ``table`` instead of the
+    weights: ``output = argmax(table[a, b])`` with each input clamped to ``[0, n_ctx]``.
     """
 
     name: str
@@ -66,21 +68,36 @@ class DiscreteMLP:
     inputs: tuple[str, str]
     output: str
     d_var: int
-    w1: np.ndarray  # [d_in, d_mlp]
-    b1: np.ndarray  # [d_mlp]
-    w2: np.ndarray  # [d_mlp, k]
-    b2: np.ndarray  # [k]
+    w1: np.ndarray | None = None  # [d_in, d_mlp]
+    b1: np.ndarray | None = None  # [d_mlp]
+    w2: np.ndarray | None = None  # [d_mlp, k]
+    b2: np.ndarray | None = None  # [k]
+    table: np.ndarray | None = None  # [n_ctx + 1, n_ctx + 1, k] output logits
+
+    def __post_init__(self) -> None:
+        weights = (self.w1, self.b1, self.w2, self.b2)
+        relu = all(w is not None for w in weights)
+        if relu == (self.table is not None) or not (relu or all(w is None for w in weights)):
+            raise ValueError(f"MLP {self.name}: give either w1, b1, w2, b2 or a table")
+        if self.table is not None and self.kind != "numerical":
+            raise ValueError(f"MLP {self.name}: only numerical MLPs can be tables")
 
     def evaluate(self, a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
         """Output value(s) for input values ``a``, ``b`` (same shapes; int for categorical)."""
         a_arr, b_arr = np.asarray(a), np.asarray(b)
+        if self.table is not None:
+            top = self.table.shape[0] - 1
+            rows = np.clip(np.rint(a_arr), 0, top).astype(np.int64)
+            cols = np.clip(np.rint(b_arr), 0, top).astype(np.int64)
+            return np.asarray(self.table[rows, cols].argmax(axis=-1))
+        w1, b1, w2, b2 = cast("tuple[np.ndarray, ...]", (self.w1, self.b1, self.w2, self.b2))
         if self.kind == "categorical":
             eye = np.eye(self.d_var, dtype=np.float32)
             x = np.concatenate([eye[a_arr.astype(np.int64)], eye[b_arr.astype(np.int64)]], axis=-1)
         else:
             x = np.stack([a_arr, b_arr], axis=-1).astype(np.float32)
-        hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
-        return np.asarray((hidden @ self.w2 + self.b2).argmax(axis=-1))
+        hidden = np.maximum(x @ w1 + b1, 0.0)
+        return np.asarray((hidden @ w2 + b2).argmax(axis=-1))
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,10 +251,7 @@ def read_discrete(
                     inputs=(mlp_num[int(reads[0])], mlp_num[int(reads[1])]),
                     output=num_mlp_name(index, m),
                     d_var=config.d_var,
-                    w1=_np(layer.num_mlp_w1[m]),
-                    b1=_np(layer.num_mlp_b1[m]),
-                    w2=_np(layer.num_mlp_w2[m]),
-                    b2=_np(layer.num_mlp_b2[m]),
+                    **_numerical_weights(layer, m),
                 )
             )
     classifier = {name: _np(model.classifier_cat[i]) for i, name in enumerate(cat_names)}
@@ -259,3 +273,12 @@ def read_discrete(
         n_layers=config.n_layers,
         causal=config.causal,
     )
+
+
+def _numerical_weights(layer: ProgramLayer, m: int) -> dict[str, np.ndarray]:
+    """``DiscreteMLP`` weight fields of numerical MLP ``m``: its table or its ReLU weights."""
+    if layer.config.num_mlp_tables:
+        n = layer.config.n_counts
+        return {"table": _np(layer.num_mlp_table[m]).reshape(n, n, -1)}
+    names = ("w1", "b1", "w2", "b2")
+    return {name: _np(getattr(layer, f"num_mlp_{name}")[m]) for name in names}

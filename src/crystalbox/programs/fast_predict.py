@@ -135,6 +135,11 @@ def _mlps(
     for m in range(layer.num_mlp_read.shape[0]):
         read = layer.num_mlp_read[m].argmax(-1)
         x = torch.stack([num_values[int(read[0])], num_values[int(read[1])]], dim=-1)
+        if layer.config.num_mlp_tables:
+            top = layer.config.n_counts - 1
+            a, c = x.clamp(0, top).round().long().unbind(-1)
+            new.append(layer.num_mlp_table[m].argmax(-1)[a * (top + 1) + c])
+            continue
         rows, inverse = _unique_pairs(x.reshape(-1, 2))
         table = _mlp_table(rows, layer.num_mlp_w1[m], layer.num_mlp_b1[m], layer, m, "num")
         new.append(table[inverse].reshape(b, n))

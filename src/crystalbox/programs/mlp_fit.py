@@ -4,7 +4,8 @@ An MLP of the argmax model is the table ``argmax(relu(x @ w1 + b1) @ w2 + b2)`` 
 inputs ``x``: the ``k * k`` one-hot pairs of a categorical MLP, number pairs for a numerical
 one. ``fit_cat_mlp`` / ``fit_num_mlp`` train the MLP's own weights (same shapes) until that
 table equals a wanted one with a safety margin, so that an edited or hand-written table is
-held by the model itself and decompiles like any trained one.
+held by the model itself and decompiles like any trained one; a numerical table MLP is
+written directly.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ def fit_num_mlp(
     """Make numerical MLP ``m`` of ``layer`` map input pairs ``inputs [r, 2]`` to ``wanted
     [r]`` (long); other inputs are unconstrained, so ``inputs`` should hold every pair the
     MLP can meet. Starts from the current weights; True and written on success, else the
-    layer is unchanged."""
+    layer is unchanged. A table MLP (``num_mlp_tables``) raises each wanted logit to the
+    row's best other one plus ``margin``; it holds any table over integer pairs in
+    ``[0, n_ctx]``."""
+    if layer.config.num_mlp_tables:
+        return _write_table(layer, m, inputs, wanted, margin)
     x = inputs.to(layer.num_mlp_w1.dtype)
     weights = (layer.num_mlp_w1, layer.num_mlp_b1, layer.num_mlp_w2, layer.num_mlp_b2)
 
@@ -61,6 +66,27 @@ def fit_num_mlp(
             return (hidden @ layer.num_mlp_w2[m] + layer.num_mlp_b2[m]).argmax(-1)
 
     return _fit(weights, m, x, wanted, margin, steps, table)
+
+
+def _write_table(
+    layer: ProgramLayer, m: int, inputs: torch.Tensor, wanted: torch.Tensor, margin: float
+) -> bool:
+    """``fit_num_mlp`` for a table MLP: False (unchanged) when an input is not a count."""
+    n, x = layer.config.n_counts, inputs.double()
+    if not bool(((x == x.round()) & (x >= 0) & (x < n)).all()):
+        return False
+    rows = (x[:, 0] * n + x[:, 1]).long()
+    with torch.no_grad():
+        table = layer.num_mlp_table[m]
+        saved = table.clone()
+        logits = table[rows]
+        needed = _margins(logits, wanted) < margin
+        others = logits.scatter(1, wanted.unsqueeze(1), float("-inf")).max(-1).values
+        table[rows[needed], wanted[needed]] = others[needed] + margin
+        if torch.equal(table[rows].argmax(-1), wanted):
+            return True
+        table.copy_(saved)  # one pair wanted as two outputs
+    return False
 
 
 def _fit(

@@ -90,6 +90,12 @@ class ProgramLayer(nn.Module):
         self.num_mlp_b1 = nn.Parameter(torch.randn(mn, d))
         self.num_mlp_w2 = _logits(mn, d, k, std=d**-0.5)
         self.num_mlp_b2 = nn.Parameter(torch.zeros(mn, k))
+        # tables: output logits per count pair [m, a * n_counts + b, k]; filled by the
+        # transformer after every other parameter, so those initialise as without tables
+        if config.num_mlp_tables:
+            for name in ("num_mlp_w1", "num_mlp_b1", "num_mlp_w2", "num_mlp_b2"):
+                delattr(self, name)
+            self.num_mlp_table = nn.Parameter(torch.zeros(mn, config.n_counts**2, k))
         self.bias: torch.Tensor
         self.register_buffer("bias", position_bias(config.n_ctx), persistent=False)
         # which heads of each kind are causal (all or none unless n_causal_*_heads is set)
@@ -224,6 +230,18 @@ class ProgramLayer(nn.Module):
         logits = torch.baddbmm(b2.unsqueeze(1), hidden, w2)
         return sample(logits, sampler, tau)
 
+    def _table_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Numerical table MLPs' output logits ``[m, r, k]`` for input pairs ``x [m, r, 2]``.
+
+        Each input is clamped to ``[0, n_ctx]`` and spread over its two neighbouring counts
+        (weights ``max(0, 1 - |x - c|)``), so an integer pair reads exactly its table row.
+        """
+        n_counts = self.config.n_counts
+        counts = torch.arange(n_counts, dtype=x.dtype, device=x.device)
+        near = torch.relu(1 - (x.clamp(0, n_counts - 1).unsqueeze(-1) - counts).abs())
+        pairs = near[..., 0, :, None] * near[..., 1, None, :]  # [m, r, n_counts, n_counts]
+        return torch.bmm(pairs.flatten(2), self.num_mlp_table)
+
     def forward(
         self,
         cats: list[torch.Tensor],
@@ -255,9 +273,18 @@ class ProgramLayer(nn.Module):
         if mn:
             read = sample(self.num_mlp_read, sampler, tau).reshape(2 * mn, -1)
             x = _read(read, nums).view(mn, 2, b * n).transpose(1, 2)
-            out = self._mlp(
-                x, self.num_mlp_w1, self.num_mlp_b1, self.num_mlp_w2, self.num_mlp_b2, sampler, tau
-            )
+            if self.config.num_mlp_tables:
+                out = sample(self._table_logits(x), sampler, tau)
+            else:
+                out = self._mlp(
+                    x,
+                    self.num_mlp_w1,
+                    self.num_mlp_b1,
+                    self.num_mlp_w2,
+                    self.num_mlp_b2,
+                    sampler,
+                    tau,
+                )
             new.append(out.view(mn, b, n, k))
         if new:
             cats.append(torch.cat(new) if len(new) > 1 else new[0])
@@ -287,6 +314,16 @@ class ProgramTransformer(nn.Module):
         n_cat, n_num = n_cat_before(config, config.n_layers), n_num_before(config, config.n_layers)
         self.classifier_cat = _logits(n_cat, config.d_var, config.n_classes)
         self.classifier_num = _logits(n_num, config.n_classes)
+        if config.num_mlp_tables:
+            for layer in self.layers:
+                nn.init.normal_(cast("ProgramLayer", layer).num_mlp_table)
+
+    def _check_relu_numerical_mlps(self, what: str) -> None:
+        if self.config.num_mlp_tables:
+            raise ValueError(
+                f"{what} re-initialises ReLU numerical MLPs, and this model's numerical MLPs "
+                "are tables (num_mlp_tables=True); use the default initialisation"
+            )
 
     @torch.no_grad()
     def init_numerical_mlps_on_domain(self) -> None:
@@ -297,6 +334,7 @@ class ProgramTransformer(nn.Module):
         Here unit ``d`` gets a random direction ``w1[:, d]`` and a bias placing its kink
         through a uniform random point of ``[0, n_ctx]^2`` (uses the global torch RNG).
         """
+        self._check_relu_numerical_mlps("init_numerical_mlps_on_domain")
         for module in self.layers:
             layer = cast(ProgramLayer, module)
             m, d_in, d = layer.num_mlp_w1.shape
@@ -313,6 +351,7 @@ class ProgramTransformer(nn.Module):
         Each hidden unit's ReLU kink is then a line through the origin of its two inputs: a
         threshold on their ratio (the initialisation of the authors' implementation).
         """
+        self._check_relu_numerical_mlps("init_numerical_mlps_through_origin")
         for module in self.layers:
             layer = cast(ProgramLayer, module)
             if not layer.num_mlp_w1.shape[0]:
@@ -345,10 +384,14 @@ class ProgramTransformer(nn.Module):
                     read.normal_().mul_(max(read.shape[-1], 1) ** -0.5)
             for pred in (layer.cat_pred, layer.num_pred):
                 pred.normal_().mul_(k**-0.5)
-            for w1, b1, w2, b2 in (
-                (layer.mlp_w1, layer.mlp_b1, layer.mlp_w2, layer.mlp_b2),
-                (layer.num_mlp_w1, layer.num_mlp_b1, layer.num_mlp_w2, layer.num_mlp_b2),
-            ):
+            mlps = [(layer.mlp_w1, layer.mlp_b1, layer.mlp_w2, layer.mlp_b2)]
+            if self.config.num_mlp_tables:
+                layer.num_mlp_table.normal_().mul_(k**-0.5)
+            else:
+                mlps.append(
+                    (layer.num_mlp_w1, layer.num_mlp_b1, layer.num_mlp_w2, layer.num_mlp_b2)
+                )
+            for w1, b1, w2, b2 in mlps:
                 w1.normal_().mul_(w1.shape[-1] ** -0.5)
                 w2.normal_().mul_(k**-0.5)
                 b1.zero_()

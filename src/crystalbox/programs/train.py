@@ -147,12 +147,14 @@ def default_program_config(
     d_var: int | None = None,
     count_only: bool = False,
     causal_heads: int = 0,
+    tables: bool = False,
 ) -> ProgramConfig:
     """The paper's configuration of a built-in task (overridable); heads/MLPs split evenly.
 
     ``count_only``: numerical heads count their matches (``ProgramConfig.count_only``);
     ``causal_heads``: that many heads of each kind per layer are causal (a non-causal task's
-    ``ProgramConfig.n_causal_cat_heads`` and ``n_causal_num_heads``).
+    ``ProgramConfig.n_causal_cat_heads`` and ``n_causal_num_heads``); ``tables``: numerical
+    MLPs are lookup tables (``ProgramConfig.num_mlp_tables``, with ``count_only``).
     """
     published = PUBLISHED.get(task.name)
     layers = n_layers or (published.n_layers if published else 2)
@@ -175,6 +177,7 @@ def default_program_config(
         count_only=count_only,
         n_causal_cat_heads=causal_heads,
         n_causal_num_heads=0 if cat_only else causal_heads,
+        num_mlp_tables=tables,
     )
 
 

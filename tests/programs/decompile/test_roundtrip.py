@@ -92,8 +92,16 @@ def test_unused_modules_are_eliminated_and_constants_folded():
 @MASKS
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_models_of_every_module_kind_decompile_exactly(causal, seed):
+    _decompiles_exactly(random_model(causal, seed), seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_models_with_table_mlps_decompile_exactly(seed):
+    _decompiles_exactly(random_model("mixed", seed, tables=True), seed)
+
+
+def _decompiles_exactly(model, seed):
     torch.set_num_threads(1)
-    model = random_model(causal, seed)
     tokens = random_tokens(300, seed).numpy()
     result = decompile(
         model, input_vocab=RANDOM_VOCAB, output_vocab=CLASSES, inputs={"random": tokens}
