@@ -33,6 +33,13 @@ def trained_hist() -> TrainedProgram:
     return train_program(task, default_program_config(task), QUICK)
 
 
+@pytest.fixture(scope="session")
+def trained_hist_tables() -> TrainedProgram:
+    """The short hist run with numerical table MLPs (``num_mlp_tables``); do not modify it."""
+    task = make_task("hist")
+    return train_program(task, default_program_config(task, count_only=True, tables=True), QUICK)
+
+
 def random_model(
     causal: bool | str, seed: int = 0, count_only: bool = False, tables: bool = False
 ) -> ProgramTransformer:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,13 @@ from crystalbox.programs.data import Split, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.fast_predict import cat_mlp_table
 from crystalbox.programs.mlp_fit import fit_cat_mlp, fit_num_mlp
-from crystalbox.programs.polish import PolishConfig, polish_program
+from crystalbox.programs.polish import (
+    PolishConfig,
+    _occurring_count_pairs,
+    _Round,
+    _Scorer,
+    polish_program,
+)
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import TrainedProgram, accuracy
 
@@ -182,6 +189,42 @@ def test_a_numerical_mlp_fits_a_table_over_count_pairs_or_stays_unchanged():
     assert not fit_num_mlp(layer, 0, twice, torch.tensor([0, 1]), steps=200)
     for p, b in zip((layer.num_mlp_w1, layer.num_mlp_b1), before, strict=True):
         assert torch.equal(p, b)
+
+
+def test_polish_repairs_a_damaged_numerical_table_entry(trained_hist_tables):
+    model = copy.deepcopy(trained_hist_tables.model)
+    data = _data()
+    layer = model.layers[0]
+    table = layer.num_mlp_table.data[0]  # [9 * 9 count pairs, k]
+    originals = table.argmax(-1)
+
+    def damaged(pair: int) -> float:  # validation with this entry pointed elsewhere
+        saved = table[pair].clone()
+        table[pair, (int(originals[pair]) + 1) % table.shape[1]] = table[pair].max() + 1.0
+        score = accuracy(model, data.val)
+        table[pair] = saved
+        return score
+
+    pair = min(range(table.shape[0]), key=damaged)  # the entry that matters most
+    original = int(originals[pair])
+    table[pair, (original + 1) % table.shape[1]] = table[pair].max() + 1.0
+    damaged_val = accuracy(model, data.val)
+    # the whole polish repairs it (here it may also route around the entry) ...
+    polished = copy.deepcopy(model)
+    result = polish_program(polished, data.train, data.val, FAST)
+    assert result.kept and result.val_before == pytest.approx(damaged_val)
+    assert result.val_after > damaged_val + 5
+    assert result.val_after == pytest.approx(accuracy(polished, data.val), abs=1e-9)
+    # ... and the entry's own search puts the entry back
+    search, full = (_Scorer.of(model, data.train, rows) for rows in (np.arange(512), None))
+    assert pair in _occurring_count_pairs(search, 0)
+    state = _Round(model, search, full, 1)
+    state.row(0, "num_mlp_table", pair)
+    assert int(layer.num_mlp_table[0, pair].argmax()) == original
+    assert [(e.param, e.index, e.new) for e in state.edits] == [
+        ("num_mlp_table", (0, *divmod(pair, 9)), original)
+    ]
+    assert accuracy(model, data.val) > damaged_val + 5
 
 
 def test_a_table_mlp_is_written_directly_or_stays_unchanged():

@@ -18,7 +18,6 @@ from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import (
     TrainConfig,
     accuracy,
-    default_program_config,
     train_program,
 )
 
@@ -160,10 +159,8 @@ def test_cli_train_with_table_mlps(tmp_path: Path):
     assert all(mlp.table is not None for mlp in program.mlps if mlp.kind == "numerical")
 
 
-def test_short_run_with_table_mlps_learns_hist():
-    task = make_task("hist")
-    config = default_program_config(task, count_only=True, tables=True)
-    result = train_program(task, config, QUICK).result
+def test_short_run_with_table_mlps_learns_hist(trained_hist_tables):
+    result = trained_hist_tables.result
     assert result.test_acc >= 99.0, result  # the ReLU MLPs' run (trained_hist) is held to 90
 
 

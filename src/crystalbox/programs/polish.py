@@ -6,10 +6,13 @@ program directly: for every predicate row (what key value a query value matches)
 scores each alternative on training examples and keeps an alternative when it raises training
 accuracy, first on a search subset, then confirmed on the whole training split. A predicate or
 read edit raises the chosen logit above the row's maximum; an edited table is trained into the
-MLP's own weights (``mlp_fit``), and dropped if they cannot hold it. So the model stays a model
-of the same shape, decompiles as before and is verified against its program as before. After each round the classifier is refit (``refit_classifier``). The
-round with the best validation accuracy is kept, and the whole polish only when it beats the
-starting validation accuracy; the test split is never read.
+MLP's own weights (``mlp_fit``), and dropped if they cannot hold it. Numerical table MLPs
+(``ProgramConfig.num_mlp_tables``) are searched entry by entry over the count pairs that
+occur, each entry edited like a predicate row. So the model stays a model of the same shape,
+decompiles as before and is verified against its program as before. After each round the
+classifier is refit (``refit_classifier``). The round with the best validation accuracy is
+kept, and the whole polish only when it beats the starting validation accuracy; the test
+split is never read.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ __all__ = ["PolishConfig", "PolishEdit", "PolishResult", "polish_program"]
 _PREDICATES = ("cat_pred", "num_pred")
 _HEAD_READS = ("cat_key", "cat_query", "cat_value", "num_key", "num_query", "num_value")
 _MLP_READS = ("mlp_read", "num_mlp_read")
+_NUM_TABLE = (
+    "num_mlp_table"  # rows: MLP m's count pair (a, b) is row (m * n_counts + a) * n_counts + b
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,9 @@ class PolishConfig:
 @dataclass(frozen=True)
 class PolishEdit:
     """One kept change: ``param[index]`` of layer ``layer`` now selects ``new`` (was ``old``);
-    ``train`` is the training accuracy (percent, fast path) after it."""
+    ``train`` is the training accuracy (percent, fast path) after it. Table edits are indexed
+    (MLP, input a, input b): ``mlp_table`` for categorical MLPs, ``num_mlp_table`` for
+    numerical table MLPs (counts a, b)."""
 
     round: int
     layer: int
@@ -219,7 +227,7 @@ def _candidates(scorer: _Scorer, layer_index: int, name: str, row: int) -> list[
 def _head_of(name: str, row: int, param: torch.Tensor) -> tuple[str, int] | None:
     """(kind, head index) of the head whose predicate row or read ``row`` of ``name`` is;
     None for an MLP read."""
-    if name in _MLP_READS:
+    if name in _MLP_READS or name == _NUM_TABLE:
         return None
     head = row // int(param.shape[-2]) if name in _PREDICATES else row
     return name.split("_")[0], head
@@ -280,6 +288,8 @@ class _Round:
             rows[row] = saved
             return
         index = tuple(int(i) for i in np.unravel_index(row, tuple(param.shape[:-1])))
+        if name == _NUM_TABLE:  # (MLP, count a, count b)
+            index = (index[0], *divmod(index[1], self.model.config.n_counts))
         self._record(li, name, index, current, best)
 
     def table(self, li: int, m: int) -> None:
@@ -331,6 +341,21 @@ def _occurring_pairs(scorer: _Scorer, li: int, m: int) -> list[int]:
     return [int(v) for v in values[counts.argsort(descending=True, stable=True)]]
 
 
+def _occurring_count_pairs(scorer: _Scorer, li: int) -> list[int]:
+    """Rows of layer ``li``'s numerical table MLPs (``num_mlp_table`` flattened over MLPs)
+    whose count pairs occur on the scorer's examples, most frequent first within each MLP."""
+    layer = cast("ProgramLayer", scorer.model.layers[li])
+    n = scorer.model.config.n_counts
+    after = scorer.streams[li + 1]
+    rows: list[int] = []
+    for m in range(layer.num_mlp_read.shape[0]):
+        read = layer.num_mlp_read[m].argmax(-1)
+        a, b = (after.num[int(r)].clamp(0, n - 1).round().long() for r in read)
+        values, counts = torch.unique((m * n + a) * n + b, return_counts=True)
+        rows.extend(int(v) for v in values[counts.argsort(descending=True, stable=True)])
+    return rows
+
+
 def _search_round(
     model: ProgramTransformer,
     search: _Scorer,
@@ -344,6 +369,8 @@ def _search_round(
         if config.tables:
             n_mlps = cast("ProgramLayer", module).mlp_read.shape[0]
             jobs.extend((li, "mlp_table", m) for m in range(n_mlps))
+            if model.config.num_mlp_tables:  # entries edited in place: no fit needed
+                jobs.extend((li, _NUM_TABLE, row) for row in _occurring_count_pairs(search, li))
     state = _Round(model, search, full, round_index)
     bar = tqdm(jobs, desc=f"polish round {round_index}", disable=not config.progress)
     for li, name, row in bar:
