@@ -1,14 +1,20 @@
 """Benchmark: how often training variants succeed, over seeds, at one task's published config.
 
 Each variant is a set of ``TrainConfig`` overrides, plus optionally the model's ``n_layers``,
-``n_heads`` and ``n_mlps`` (per layer, split evenly categorical/numerical) and ``count_only``; every (variant, seed) run is trained in this
-process on one thread and printed as one JSON line, then one summary line per variant (test
-accuracies of the discrete model, in seed order, and the mean). Nothing is written to disk.
+``n_heads`` and ``n_mlps`` (per layer, split evenly categorical/numerical), ``count_only``,
+``causal_heads`` and ``tables`` (``default_program_config``'s arguments); every (variant, seed)
+run is trained in this process on one thread and printed as one JSON line, then one summary
+line per variant (test accuracies of the discrete model, in seed order, and the mean). Nothing is written to disk.
 Example (the hist screening in docs/programs.md)::
 
     python bench/bench_program_variants.py hist --epochs 100 --seeds 0 1 2 3 \
         --variant default='{}' --variant lr_1e-2='{"lr": 0.01}' \
         --variant reference='{"init": "reference"}'
+
+A model with tables draws every other parameter as the same model without them, so
+``--variant relu='{"count_only": true}' --variant tables='{"tables": true, "count_only": true}'``
+compares the two from the same initial reads, predicates and categorical MLPs, seed by seed
+(the training noise that follows differs).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import torch
 from crystalbox.programs.tasks import TASKS, make_task
 from crystalbox.programs.train import TrainConfig, default_program_config, train_program
 
-MODEL_KEYS = ("n_layers", "n_heads", "n_mlps", "count_only")
+MODEL_KEYS = ("n_layers", "n_heads", "n_mlps", "count_only", "causal_heads", "tables")
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
