@@ -141,7 +141,9 @@ def register(subparsers: Any) -> None:
     )
     polish.add_argument("--no-reads", action="store_true", help="do not search reads")
     polish.add_argument(
-        "--no-tables", action="store_true", help="do not search categorical MLP tables"
+        "--no-tables",
+        action="store_true",
+        help="do not search MLP tables (categorical, and numerical table MLPs)",
     )
     polish.add_argument("--no-refit", action="store_true", help="keep the classifier as is")
     polish.add_argument("--seed", type=int, default=0, help="draws the search examples")
