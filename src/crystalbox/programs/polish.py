@@ -46,9 +46,8 @@ __all__ = ["PolishConfig", "PolishEdit", "PolishResult", "polish_program"]
 _PREDICATES = ("cat_pred", "num_pred")
 _HEAD_READS = ("cat_key", "cat_query", "cat_value", "num_key", "num_query", "num_value")
 _MLP_READS = ("mlp_read", "num_mlp_read")
-_NUM_TABLE = (
-    "num_mlp_table"  # rows: MLP m's count pair (a, b) is row (m * n_counts + a) * n_counts + b
-)
+# numerical table MLP entries: MLP m's count pair (a, b) is row (m * n_counts + a) * n_counts + b
+_NUM_TABLE = "num_mlp_table"
 
 
 @dataclass(frozen=True)
@@ -226,7 +225,7 @@ def _candidates(scorer: _Scorer, layer_index: int, name: str, row: int) -> list[
 
 def _head_of(name: str, row: int, param: torch.Tensor) -> tuple[str, int] | None:
     """(kind, head index) of the head whose predicate row or read ``row`` of ``name`` is;
-    None for an MLP read."""
+    None for an MLP read or a numerical table entry."""
     if name in _MLP_READS or name == _NUM_TABLE:
         return None
     head = row // int(param.shape[-2]) if name in _PREDICATES else row
