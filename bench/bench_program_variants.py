@@ -12,7 +12,7 @@ Example (the hist screening in docs/programs.md)::
         --variant reference='{"init": "reference"}'
 
 A model with tables draws every other parameter as the same model without them, so
-``--variant relu='{"count_only": true}' --variant tables='{"tables": true, "count_only": true}'``
+``--variant relu='{"count_only": true}' --variant tables='{"tables": true}'``
 compares the two from the same initial reads, predicates and categorical MLPs, seed by seed
 (the training noise that follows differs).
 """

@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.causal_heads:
         shape["causal_heads"] = args.causal_heads
     if args.tables:
-        shape["count_only"] = shape["tables"] = True
+        shape["tables"] = True  # implies count_only
     if not args.table_only:
         torch.set_num_threads(args.threads)
         for name in args.tasks:

@@ -37,7 +37,8 @@ def trained_hist() -> TrainedProgram:
 def trained_hist_tables() -> TrainedProgram:
     """The short hist run with numerical table MLPs (``num_mlp_tables``); do not modify it."""
     task = make_task("hist")
-    return train_program(task, default_program_config(task, count_only=True, tables=True), QUICK)
+    config = default_program_config(task, tables=True)  # implies count_only
+    return train_program(task, config, QUICK)
 
 
 def random_model(

@@ -202,7 +202,7 @@ def _train(args: argparse.Namespace) -> int:
         args.heads,
         args.mlps,
         args.d_var,
-        count_only=args.count_only or args.tables,
+        count_only=args.count_only,
         causal_heads=args.causal_heads,
         tables=args.tables,
     )

@@ -154,7 +154,7 @@ def default_program_config(
     ``count_only``: numerical heads count their matches (``ProgramConfig.count_only``);
     ``causal_heads``: that many heads of each kind per layer are causal (a non-causal task's
     ``ProgramConfig.n_causal_cat_heads`` and ``n_causal_num_heads``); ``tables``: numerical
-    MLPs are lookup tables (``ProgramConfig.num_mlp_tables``, with ``count_only``).
+    MLPs are lookup tables (``ProgramConfig.num_mlp_tables``; implies ``count_only``).
     """
     published = PUBLISHED.get(task.name)
     layers = n_layers or (published.n_layers if published else 2)
@@ -174,7 +174,7 @@ def default_program_config(
         n_num_mlps=mlps // 2,
         causal=task.causal,
         pad_id=task.input_vocab.index(PAD),
-        count_only=count_only,
+        count_only=count_only or tables,
         n_causal_cat_heads=causal_heads,
         n_causal_num_heads=0 if cat_only else causal_heads,
         num_mlp_tables=tables,
