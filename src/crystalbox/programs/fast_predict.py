@@ -17,6 +17,7 @@ import torch
 from crystalbox.programs.semantics import aggregate, aggregate_sum, match_matrix, select_closest
 
 if TYPE_CHECKING:
+    from crystalbox.programs.config import ProgramConfig
     from crystalbox.programs.model import ProgramLayer, ProgramTransformer
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "cat_mlp_table",
     "cat_pairs",
     "class_logits",
+    "count_pair_rows",
     "embed_values",
     "predict_values",
     "rerun_head",
@@ -41,6 +43,13 @@ def _unique_pairs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.stack([unique // base, unique % base], dim=-1).to(x.dtype), inverse
     rows, inverse = torch.unique(x, dim=0, return_inverse=True)
     return rows, inverse
+
+
+def count_pair_rows(config: ProgramConfig, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Rows ``a * n_counts + b`` of a numerical table MLP for count values ``a``, ``b`` (same
+    shapes), each clamped to ``[0, n_ctx]`` as the model's table read clamps them."""
+    top = config.n_counts - 1
+    return a.clamp(0, top).round().long() * (top + 1) + b.clamp(0, top).round().long()
 
 
 def _mlp_table(
@@ -136,9 +145,8 @@ def _mlps(
         read = layer.num_mlp_read[m].argmax(-1)
         x = torch.stack([num_values[int(read[0])], num_values[int(read[1])]], dim=-1)
         if layer.config.num_mlp_tables:
-            top = layer.config.n_counts - 1
-            a, c = x.clamp(0, top).round().long().unbind(-1)
-            new.append(layer.num_mlp_table[m].argmax(-1)[a * (top + 1) + c])
+            rows = count_pair_rows(layer.config, x[..., 0], x[..., 1])
+            new.append(layer.num_mlp_table[m].argmax(-1)[rows])
             continue
         rows, inverse = _unique_pairs(x.reshape(-1, 2))
         table = _mlp_table(rows, layer.num_mlp_w1[m], layer.num_mlp_b1[m], layer, m, "num")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from crystalbox.programs.fast_predict import cat_mlp_table, cat_pairs
+from crystalbox.programs.fast_predict import cat_mlp_table, cat_pairs, count_pair_rows
 from crystalbox.programs.model import ProgramLayer
 
 __all__ = ["fit_cat_mlp", "fit_num_mlp"]
@@ -75,7 +75,7 @@ def _write_table(
     n, x = layer.config.n_counts, inputs.double()
     if not bool(((x == x.round()) & (x >= 0) & (x < n)).all()):
         return False
-    rows = (x[:, 0] * n + x[:, 1]).long()
+    rows = count_pair_rows(layer.config, x[:, 0], x[:, 1])
     with torch.no_grad():
         table = layer.num_mlp_table[m]
         saved = table.clone()

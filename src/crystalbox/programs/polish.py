@@ -32,6 +32,7 @@ from crystalbox.programs.fast_predict import (
     Values,
     cat_mlp_table,
     class_logits,
+    count_pair_rows,
     embed_values,
     rerun_head,
     run_layer,
@@ -349,8 +350,10 @@ def _occurring_count_pairs(scorer: _Scorer, li: int) -> list[int]:
     rows: list[int] = []
     for m in range(layer.num_mlp_read.shape[0]):
         read = layer.num_mlp_read[m].argmax(-1)
-        a, b = (after.num[int(r)].clamp(0, n - 1).round().long() for r in read)
-        values, counts = torch.unique((m * n + a) * n + b, return_counts=True)
+        pairs = count_pair_rows(
+            scorer.model.config, after.num[int(read[0])], after.num[int(read[1])]
+        )
+        values, counts = torch.unique(m * n * n + pairs, return_counts=True)
         rows.extend(int(v) for v in values[counts.argsort(descending=True, stable=True)])
     return rows
 
