@@ -19,9 +19,10 @@ sequence of at most 7 symbols); two more heads would cover them. The paper's mod
 every head the same mask, so the causal heads ``seen`` and ``before`` are not available to a
 non-causal task: ``--no-causal`` scores the same program with them non-causal. It then builds
 the same program as a model (``crystalbox.programs.handwritten.most_freq_rank_model``: reads
-and predicates set by hand, tables fitted into its MLPs), scores it and decompiles it with
-verification; ``--retrain TAU ...`` trains from that model (sharpened, the same program)
-with the temperature falling from each TAU, to see whether training keeps the program;
+and predicates set by hand, tables fitted into its MLPs; ``--tables``: its numerical MLPs are
+lookup tables), scores it and decompiles it with verification; ``--retrain TAU ...`` trains
+from that model (sharpened, the same program) with the temperature falling from each TAU, to
+see whether training keeps the program;
 ``--checkpoint CKPT`` breaks a trained checkpoint's test accuracy down by rank and ties.
 Example::
 
@@ -90,7 +91,8 @@ def retrain(model: ProgramTransformer, data: TaskData, tau: float, epochs: int, 
         sharp.classifier_cat.mul_(20.0)
         for layer in sharp.layers:
             for name in _SHARPENED:
-                getattr(layer, name).mul_(100.0)
+                if hasattr(layer, name):  # a table model has num_mlp_table, not num_mlp_w2/b2
+                    getattr(layer, name).mul_(100.0)
     config = TrainConfig(
         epochs=epochs, tau_start=tau, seed=seed, threads=1, progress=False, stop_patience=None
     )
@@ -104,7 +106,7 @@ def retrain(model: ProgramTransformer, data: TaskData, tau: float, epochs: int, 
 
 _SHARPENED = (  # every logit that picks a read, a key value or an MLP output
     "cat_key", "cat_query", "cat_value", "cat_pred", "num_key", "num_query", "num_pred",
-    "mlp_read", "mlp_w2", "mlp_b2", "num_mlp_read", "num_mlp_w2", "num_mlp_b2",
+    "mlp_read", "mlp_w2", "mlp_b2", "num_mlp_read", "num_mlp_w2", "num_mlp_b2", "num_mlp_table",
 )  # fmt: skip
 
 
@@ -149,6 +151,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-causal", action="store_true", help="every head non-causal")
     parser.add_argument(
+        "--tables", action="store_true", help="the model's numerical MLPs are lookup tables"
+    )
+    parser.add_argument(
         "--checkpoint", default=None, help="also break this checkpoint's test accuracy down"
     )
     parser.add_argument("--source", default=None, help="write the decompiled program here")
@@ -180,7 +185,7 @@ def main() -> None:
         right = (predicted == targets)[scored].float().mean().item() * 100
         print(f"  {name}: {len(split)} examples, token accuracy {right:.2f}%")
     started = time.perf_counter()
-    model = most_freq_rank_model(task)
+    model = most_freq_rank_model(task, tables=args.tables)
     built = time.perf_counter() - started
     print(f"as a model (most_freq_rank_model, {model.config.summary()}, built in {built:.1f} s):")
     for name in ("train", "val", "test"):

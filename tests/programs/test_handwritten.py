@@ -41,3 +41,11 @@ def test_the_rank_program_refuses_other_tasks():
         most_freq_rank_model(make_task("hist"))
     with pytest.raises(ValueError, match="written for most_freq"):
         most_freq_rank_model(make_task("most_freq", vocab_size=12, max_len=12))
+
+
+def test_the_rank_program_with_tables_is_the_same_program():
+    task = make_task("most_freq")
+    relu, tables = most_freq_rank_model(task), most_freq_rank_model(task, tables=True)
+    assert tables.config.num_mlp_tables and not relu.config.num_mlp_tables
+    inputs = torch.as_tensor(make_data(task, 3, n_train=500, n_val=50, n_test=50).train.inputs)
+    assert torch.equal(tables.predict(inputs), relu.predict(inputs))

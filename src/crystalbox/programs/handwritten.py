@@ -32,11 +32,12 @@ from crystalbox.programs.tasks import Task, make_task
 __all__ = ["most_freq_rank_model"]
 
 
-def most_freq_rank_model(task: Task | None = None) -> ProgramTransformer:
+def most_freq_rank_model(task: Task | None = None, tables: bool = False) -> ProgramTransformer:
     """most_freq's rank program as a model (count-only, 4 layers, one categorical and four
     numerical heads per layer, the first numerical head causal): reads and predicates set by
     hand, its four tables fitted into its MLPs (``mlp_fit``). ``task``: ``most_freq`` at any
-    vocabulary with at most 8 tokens and length 8 (default: the paper's)."""
+    vocabulary with at most 8 tokens and length 8 (default: the paper's); ``tables``: its
+    numerical MLPs are lookup tables (``ProgramConfig.num_mlp_tables``), the same program."""
     task = task or make_task("most_freq")
     if task.name != "most_freq" or len(task.input_vocab) > 8 or task.max_len != 8:
         raise ValueError(
@@ -48,7 +49,7 @@ def most_freq_rank_model(task: Task | None = None) -> ProgramTransformer:
     config = ProgramConfig(
         vocab_size=len(vocab), n_classes=len(task.output_vocab), n_ctx=task.max_len, d_var=k,
         n_layers=4, n_cat_heads=1, n_num_heads=4, n_cat_mlps=1, n_num_mlps=2,
-        pad_id=pad, count_only=True, n_causal_num_heads=1,
+        pad_id=pad, count_only=True, n_causal_num_heads=1, num_mlp_tables=tables,
     )  # fmt: skip
     with torch.random.fork_rng():  # the unused MLPs' weights, without touching the caller's RNG
         torch.manual_seed(0)
