@@ -88,12 +88,12 @@ def most_freq_rank_model(task: Task | None = None, tables: bool = False) -> Prog
     _predicate(layers[3].cat_pred[0], list(range(k)))
     grid = torch.cartesian_prod(torch.arange(k + 1), torch.arange(k + 1))  # every count pair
     x, y = grid[:, 0], grid[:, 1]
-    tables = {  # (layer, numerical MLP): its table over the grid
+    count_tables = {  # (layer, numerical MLP): its table over the grid
         (0, 0): torch.where(y == 1, torch.clamp(x, max=never), 0),
         (1, 0): torch.clamp(x + y, max=never),
         (1, 1): torch.where(y > 0, torch.clamp(x + y, max=never), 0),
     }
-    for (li, m), wanted in tables.items():
+    for (li, m), wanted in count_tables.items():
         if not fit_num_mlp(layers[li], m, grid, wanted.long()):
             raise RuntimeError(f"the table of numerical MLP {m} of layer {li} did not fit")
     pairs = torch.cartesian_prod(torch.arange(k), torch.arange(k))  # row a * k + b
