@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from crystalbox.programs.checkpoint import LoadedProgram
     from crystalbox.programs.data import TaskData
     from crystalbox.programs.polish import PolishConfig
+    from crystalbox.programs.tasks import Task
 
     # edits a checkpoint's model in place: (kept, validation after, details for the record)
     Improvement = Callable[[LoadedProgram, TaskData], tuple[bool, float, dict[str, Any]]]
@@ -37,7 +38,11 @@ def register(subparsers: Any) -> None:
     train = programs.add_parser(
         "train", help="train a program on a task (the paper's config by default)"
     )
-    train.add_argument("task", help=f"one of: {', '.join(TASKS)}")
+    train.add_argument(
+        "task",
+        help=f"one of: {', '.join(TASKS)}; or a user task (custom_task): FILE.py:NAME or "
+        "module:NAME (importable), NAME a Task or a function returning one",
+    )
     train.add_argument(
         "--out", default=None, help="checkpoint folder (default: out/programs/TASK-seedN)"
     )
@@ -73,6 +78,10 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument("--vocab-size", type=int, default=None, help="specials included")
     train.add_argument("--max-len", type=int, default=None)
+    for split, size in (("train", 16000), ("val", 2000), ("test", 2000)):
+        train.add_argument(
+            f"--n-{split}", type=int, default=size, help=f"{split} examples (default {size})"
+        )
     train.add_argument("--lr", type=float, default=5e-2)
     train.add_argument("--threads", type=int, default=None)
     train.add_argument("--device", default=None)
@@ -109,6 +118,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also accuracy per position, per target class and per whole sequence",
     )
+    add_task_option(evaluate)
     evaluate.set_defaults(func=_user_errors(_eval))
 
     refit = programs.add_parser(
@@ -121,6 +131,7 @@ def register(subparsers: Any) -> None:
     )
     refit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations")
     refit.add_argument("--threads", type=int, default=None)
+    add_task_option(refit)
     refit.set_defaults(func=_user_errors(_refit))
 
     polish = programs.add_parser(
@@ -149,6 +160,7 @@ def register(subparsers: Any) -> None:
     polish.add_argument("--seed", type=int, default=0, help="draws the search examples")
     polish.add_argument("--threads", type=int, default=None)
     polish.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_task_option(polish)
     polish.set_defaults(func=_user_errors(_polish))
 
     for name in EXTENSION_MODULES:
@@ -159,6 +171,24 @@ def register(subparsers: Any) -> None:
                 continue
             raise
         module.register(programs)
+
+
+def add_task_option(parser: argparse.ArgumentParser) -> None:
+    """``--task``: where a checkpoint's user task is defined, when it does not record it."""
+    parser.add_argument(
+        "--task",
+        default=None,
+        metavar="FILE.py:NAME",
+        help="the checkpoint's user task (custom_task), to regenerate its data when the "
+        "checkpoint does not record where it is defined (or the file has moved)",
+    )
+
+
+def task_argument(spec: str | None) -> Task | None:
+    """The task a ``--task`` option names (None when not given)."""
+    from crystalbox.programs.task_source import load_task
+
+    return load_task(spec) if spec else None
 
 
 def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -183,13 +213,16 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
-    from crystalbox.programs.tasks import PUBLISHED, make_task
+    from crystalbox.programs.task_source import is_task_reference, load_task, with_source
+    from crystalbox.programs.tasks import PUBLISHED
     from crystalbox.programs.train import TrainConfig, default_program_config, train_program
 
     started = time.perf_counter()
     if args.polish < 0:
         raise ValueError(f"--polish takes a number of rounds (0: no polish), got {args.polish}")
-    task = make_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
+    task = load_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
+    if is_task_reference(args.task):
+        task = with_source(task, args.task)  # so later commands find its data
     out = args.out or f"out/programs/{task.name}-seed{args.seed}"
     check_checkpoint_folder(out)  # before training, not after
     if args.polish:
@@ -211,6 +244,9 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         data_seed=args.data_seed,
+        n_train=args.n_train,
+        n_val=args.n_val,
+        n_test=args.n_test,
         device=args.device,
         threads=args.threads,
         compile=args.compile,
@@ -233,10 +269,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_data(loaded: LoadedProgram, data_seed: int | None) -> TaskData:
+def _checkpoint_data(loaded: LoadedProgram, data_seed: int | None, task: str | None) -> TaskData:
     from crystalbox.programs.checkpoint import checkpoint_data
 
-    return checkpoint_data(loaded.task, loaded.train_config, data_seed)
+    return checkpoint_data(loaded.task, loaded.train_config, data_seed, task_argument(task))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -245,7 +281,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     loaded = load_program(args.checkpoint)
     info = loaded.task
-    data = _checkpoint_data(loaded, args.data_seed)
+    data = _checkpoint_data(loaded, args.data_seed, args.task)
     split = getattr(data, args.split)
     report: dict[str, Any] = {
         "task": info.name,
@@ -274,7 +310,7 @@ def _refit(args: argparse.Namespace) -> int:
         result = refit_classifier(loaded.model, data.train, data.val, max_iter=args.max_iter)
         return result.kept, result.val_after, result.to_dict()
 
-    return _improve(args.checkpoint, args.out, args.threads, "refit", run)
+    return _improve(args.checkpoint, args.out, args.threads, "refit", run, args.task)
 
 
 def _polish(args: argparse.Namespace) -> int:
@@ -289,7 +325,7 @@ def _polish(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    return _improve(args.checkpoint, args.out, args.threads, "polish", _polisher(config))
+    return _improve(args.checkpoint, args.out, args.threads, "polish", _polisher(config), args.task)
 
 
 def _polisher(config: PolishConfig) -> Improvement:
@@ -304,7 +340,12 @@ def _polisher(config: PolishConfig) -> Improvement:
 
 
 def _improve(
-    checkpoint: str, out_arg: str | None, threads: int | None, step: str, run: Improvement
+    checkpoint: str,
+    out_arg: str | None,
+    threads: int | None,
+    step: str,
+    run: Improvement,
+    task: str | None = None,
 ) -> int:
     """Run ``run`` (which edits the model in place and says whether it kept the edit) on a
     checkpoint and write a new checkpoint ``out_arg`` (default CHECKPOINT-<step>) if it did."""
@@ -323,7 +364,7 @@ def _improve(
     if threads is not None:
         torch.set_num_threads(threads)
     loaded = load_program(source)
-    data = _checkpoint_data(loaded, None)
+    data = _checkpoint_data(loaded, None, task)
     test_before = accuracy(loaded.model, data.test)
     kept, val_after, details = run(loaded, data)
     report = {"checkpoint": str(source), **details, "test_before": test_before}

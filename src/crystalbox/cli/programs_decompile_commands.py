@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from crystalbox.cli.programs_commands import add_task_option, task_argument
+
 __all__ = ["register"]
 
 
@@ -24,12 +26,14 @@ def register(programs: Any) -> None:
     decompile.add_argument(
         "--no-prune", action="store_true", help="keep classifier features that change nothing"
     )
+    add_task_option(decompile)
     decompile.set_defaults(func=_user_errors(_decompile))
 
     verify = programs.add_parser(
         "verify", help="compare the decompiled program with the model on every input"
     )
     verify.add_argument("checkpoint")
+    add_task_option(verify)
     verify.set_defaults(func=_user_errors(_verify))
 
     explain = programs.add_parser(
@@ -69,7 +73,10 @@ def _decompile(args: argparse.Namespace) -> int:
     from crystalbox.programs.decompile import decompile
 
     result = decompile(
-        _checkpoint(args.checkpoint), check=not args.no_verify, prune=not args.no_prune
+        _checkpoint(args.checkpoint),
+        check=not args.no_verify,
+        prune=not args.no_prune,
+        task=task_argument(args.task),
     )
     out = Path(args.output)
     out.write_text(result.source)
@@ -86,7 +93,7 @@ def _verify(args: argparse.Namespace) -> int:
     from crystalbox.programs.decompile import ProgramMismatchError, decompile
 
     try:
-        result = decompile(_checkpoint(args.checkpoint), check=True)
+        result = decompile(_checkpoint(args.checkpoint), check=True, task=task_argument(args.task))
     except ProgramMismatchError as exc:
         print(exc.report.summary(max_listed=50))
         return 1

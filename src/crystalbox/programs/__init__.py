@@ -33,6 +33,7 @@ from crystalbox.programs.semantics import (
     position_bias,
     select_closest,
 )
+from crystalbox.programs.task_source import load_task
 from crystalbox.programs.tasks import (
     PUBLISHED,
     TASKS,
@@ -93,6 +94,7 @@ __all__ = [
     "dyck_task",
     "encode_inputs",
     "load_program",
+    "load_task",
     "make_data",
     "make_task",
     "match_matrix",

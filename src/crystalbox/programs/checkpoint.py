@@ -21,7 +21,7 @@ from crystalbox.errors import CheckpointError
 from crystalbox.programs.config import ProgramConfig
 from crystalbox.programs.data import TaskData, make_data
 from crystalbox.programs.model import ProgramTransformer
-from crystalbox.programs.tasks import BOS, EOS, PAD, make_task
+from crystalbox.programs.tasks import BOS, EOS, PAD, Task, make_task
 from crystalbox.programs.train import TrainedProgram
 
 __all__ = [
@@ -228,15 +228,25 @@ def load_program(directory: str | Path) -> LoadedProgram:
 
 
 def checkpoint_data(
-    info: TaskInfo, train_config: dict[str, Any], data_seed: int | None = None
+    info: TaskInfo,
+    train_config: dict[str, Any],
+    data_seed: int | None = None,
+    task: Task | None = None,
 ) -> TaskData:
-    """A checkpoint's task data, regenerated from its task settings and training config
-    (``data_seed`` overrides the recorded one); ``ValueError`` if the task has changed."""
-    task = make_task(info.name, info.settings.get("vocab_size"), info.settings.get("max_len"))
-    if task.input_vocab != info.input_vocab or task.output_vocab != info.output_vocab:
+    """A checkpoint's task data, regenerated from its task and training config (``data_seed``
+    overrides the recorded one). ``task``: the task itself, needed for a user task whose
+    checkpoint records no loadable source. ``ValueError`` if the task does not match."""
+    task = task or _recorded_task(info)
+    if (task.name, task.input_vocab, task.output_vocab) != (
+        info.name,
+        info.input_vocab,
+        info.output_vocab,
+    ):
         raise ValueError(
-            f"task {info.name!r} no longer has the checkpoint's vocabularies; load it with the "
-            "crystalbox that wrote it"
+            f"task {task.name!r} (vocabularies {list(task.input_vocab)} -> "
+            f"{list(task.output_vocab)}) is not the checkpoint's task {info.name!r} "
+            f"({list(info.input_vocab)} -> {list(info.output_vocab)}); pass the task it was "
+            "trained on, or load it with the crystalbox that wrote it"
         )
     return make_data(
         task,
@@ -245,3 +255,29 @@ def checkpoint_data(
         int(train_config.get("n_val", 2000)),
         int(train_config.get("n_test", 2000)),
     )
+
+
+def _recorded_task(info: TaskInfo) -> Task:
+    """The checkpoint's task from what it records: a built-in task's settings, or a user
+    task's source (``task_source.load_task``)."""
+    if not info.settings.get("custom"):
+        return make_task(info.name, info.settings.get("vocab_size"), info.settings.get("max_len"))
+    from crystalbox.programs.task_source import load_task
+
+    hint = (
+        "pass the task: --task FILE.py:NAME on the command line, checkpoint_data(..., task=) "
+        "or decompile(..., task=) in Python"
+    )
+    source = info.settings.get("source")
+    if not source:
+        raise ValueError(
+            f"{info.name!r} is a user task (custom_task) and its checkpoint does not record "
+            f"where it is defined, so its data cannot be regenerated; {hint}"
+        )
+    try:
+        return load_task(str(source))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"the user task {info.name!r} was recorded as {source}, which does not load now "
+            f"({exc}); {hint}"
+        ) from exc

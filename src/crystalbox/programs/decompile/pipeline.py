@@ -23,6 +23,7 @@ from crystalbox.programs.decompile.verify import (
 )
 from crystalbox.programs.discrete import read_discrete
 from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.tasks import Task
 
 __all__ = [
     "Decompiled",
@@ -111,6 +112,7 @@ def decompile(
     prune: bool = True,
     exhaustive_limit: int = 1_000_000,
     python_limit: int = 25_000,
+    task: Task | None = None,
 ) -> Decompiled:
     """Read the argmax model, build the IR, simplify, render, and verify program ≡ model.
 
@@ -118,14 +120,15 @@ def decompile(
     ``input_vocab``, ``output_vocab`` and ``inputs`` are required). ``inputs``: named sets of
     input ids; ``"all"`` marks the whole input space, which also licenses ``prune`` (drop
     classifier features that change no prediction on it). Raises ``ProgramMismatchError``
-    when ``check`` finds any disagreement.
+    when ``check`` finds any disagreement. ``task``: a checkpoint's user task (``custom_task``)
+    when the checkpoint does not record where it is defined (see ``checkpoint_data``).
     """
     needs_inputs = check or prune
-    model, task, vocabs, inputs = _resolve(
-        source, input_vocab, output_vocab, inputs, exhaustive_limit, needs_inputs
+    model, name, vocabs, inputs = _resolve(
+        source, input_vocab, output_vocab, inputs, exhaustive_limit, needs_inputs, task
     )
     discrete = read_discrete(model, *vocabs)  # 1. extract the argmax structure
-    full = build_program(discrete, task)  # 2. the typed IR with reachable domains
+    full = build_program(discrete, name)  # 2. the typed IR with reachable domains
     program = simplify(full)  # 3. exact simplifications ...
     wanted = inputs if check else {k: v for k, v in inputs.items() if k == EXHAUSTIVE and prune}
     references = {name: model_predictions(model, ids) for name, ids in wanted.items()}
@@ -147,6 +150,7 @@ def _resolve(
     inputs: Mapping[str, np.ndarray] | None,
     exhaustive_limit: int,
     needs_inputs: bool = True,
+    task: Task | None = None,
 ) -> tuple[ProgramTransformer, str, tuple[tuple[str, ...], tuple[str, ...]], dict[str, np.ndarray]]:
     if isinstance(source, ProgramTransformer):
         if input_vocab is None or output_vocab is None or (inputs is None and needs_inputs):
@@ -166,6 +170,9 @@ def _resolve(
         )
     info = source.task
     if inputs is None:
-        inputs = task_inputs(info, source.train_config, exhaustive_limit) if needs_inputs else {}
+        if needs_inputs:
+            inputs = task_inputs(info, source.train_config, exhaustive_limit, task)
+        else:
+            inputs = {}
     vocabs = (info.input_vocab, info.output_vocab)
     return source.model, info.name, vocabs, {k: np.asarray(v) for k, v in inputs.items()}

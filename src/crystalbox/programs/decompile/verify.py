@@ -24,6 +24,7 @@ from crystalbox.programs.checkpoint import TaskInfo, checkpoint_data
 from crystalbox.programs.decompile.executor import execute
 from crystalbox.programs.decompile.ir import Program
 from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.tasks import Task
 
 __all__ = [
     "Check",
@@ -130,11 +131,14 @@ def input_space(info: TaskInfo, limit: int = 1_000_000) -> np.ndarray | None:
 
 
 def task_inputs(
-    info: TaskInfo, train_config: Mapping[str, Any], exhaustive_limit: int = 1_000_000
+    info: TaskInfo,
+    train_config: Mapping[str, Any],
+    exhaustive_limit: int = 1_000_000,
+    task: Task | None = None,
 ) -> dict[str, np.ndarray]:
     """The checkpoint's train/val/test inputs (regenerated from its seeds) and, when small
-    enough, the whole input space under ``"all"``."""
-    data = checkpoint_data(info, dict(train_config))
+    enough, the whole input space under ``"all"``. ``task``: see ``checkpoint_data``."""
+    data = checkpoint_data(info, dict(train_config), task=task)
     sets = {"train": data.train.inputs, "val": data.val.inputs, "test": data.test.inputs}
     space = input_space(info, exhaustive_limit)
     if space is not None:
