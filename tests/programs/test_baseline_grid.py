@@ -33,6 +33,16 @@ def test_grid_selects_on_validation():
     assert grid.best.result.val_acc == max(result.val_acc for _, result in grid.runs)
 
 
+def test_grid_runs_in_worker_processes():
+    # the workers send back the model and result only: a task's local generator cannot pickle
+    task = make_task("hist")
+    configs = paper_grid(task, layers=(1,), heads=(2,), mlps=(2,))
+    grid = run_grid(task, configs, seeds=(0, 1), train_config=TINY, processes=2)
+    serial = run_grid(task, configs, seeds=(0, 1), train_config=TINY, processes=1)
+    assert [r.val_acc for _, r in grid.runs] == [r.val_acc for _, r in serial.runs]
+    assert grid.best.task is task and grid.best.result.seed == serial.best.result.seed
+
+
 def test_importing_programs_does_not_import_nnsight_or_transformers():
     code = "import sys, crystalbox.programs; print('nnsight' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

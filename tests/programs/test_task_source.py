@@ -131,3 +131,27 @@ def test_cli_trains_evaluates_and_decompiles_a_user_task(task_file: Path, tmp_pa
     assert main(["programs", "verify", str(out), "--task", f"{moved}:prefix_max"]) == 0
     assert main(["programs", "eval", str(out), "--task", "hist"]) == 1
     assert "is not the checkpoint's task 'prefix_max'" in capsys.readouterr().err
+
+
+def test_a_user_task_with_its_source_trains_in_grid_workers(task_file: Path):
+    from crystalbox.programs.grid import paper_grid, run_grid
+
+    task = with_source(load_task(f"{task_file}:prefix_max"), f"{task_file}:prefix_max")
+    config = TrainConfig(epochs=1, n_train=300, n_val=60, n_test=60, progress=False)
+    configs = paper_grid(task, layers=(1,), heads=(2,), mlps=(2,))
+    grid = run_grid(task, configs, seeds=(0, 1), train_config=config, processes=2)
+    assert len(grid.runs) == 2 and grid.best.task is task
+
+
+def test_cli_grid_keeps_the_best_validation_run(task_file: Path, tmp_path: Path, capsys):
+    out = tmp_path / "best"
+    args = ["programs", "grid", f"{task_file}:prefix_max", "--seeds", "0", "1", "--layers", "1"]
+    args += ["--heads", "2", "4", "--mlps", "2", "--epochs", "2", "--processes", "1", "--quiet"]
+    assert main([*args, *SPLITS, "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| k=")]
+    assert len(rows) == 2 and sum("**best**" in row for row in rows) == 1
+    best_val = max(float(row.split("|")[3].split()[0]) for row in rows)
+    assert load_program(out).result["val_acc"] == pytest.approx(best_val, abs=0.01)
+    assert main([*args, *SPLITS, "--processes", "0", "--out", str(tmp_path / "x")]) == 1
+    assert "--processes must be at least 1" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """``crystalbox programs ...``: train and evaluate Transformer Programs.
 
-Other modules add commands to the same group: if ``crystalbox.cli.programs_decompile_commands``
-exists, its ``register(programs_subparsers)`` is called (decompile, verify, explain, graph).
+Other modules add commands to the same group: each of ``EXTENSION_MODULES`` that exists has
+its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid).
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ if TYPE_CHECKING:
     from crystalbox.programs.data import TaskData
     from crystalbox.programs.polish import PolishConfig
     from crystalbox.programs.tasks import Task
+    from crystalbox.programs.train import TrainConfig
 
     # edits a checkpoint's model in place: (kept, validation after, details for the record)
     Improvement = Callable[[LoadedProgram, TaskData], tuple[bool, float, dict[str, Any]]]
 
 __all__ = ["register"]
 
-EXTENSION_MODULES: tuple[str, ...] = ("crystalbox.cli.programs_decompile_commands",)
+EXTENSION_MODULES: tuple[str, ...] = (
+    "crystalbox.cli.programs_decompile_commands",
+    "crystalbox.cli.programs_grid_commands",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -33,24 +37,14 @@ def register(subparsers: Any) -> None:
     programs = parser.add_subparsers(dest="programs_command", metavar="SUBCOMMAND")
     parser.set_defaults(func=lambda args: _help(parser))
 
-    from crystalbox.programs.tasks import TASKS  # light import: no torch model code runs
-
     train = programs.add_parser(
         "train", help="train a program on a task (the paper's config by default)"
     )
-    train.add_argument(
-        "task",
-        help=f"one of: {', '.join(TASKS)}; or a user task (custom_task): FILE.py:NAME or "
-        "module:NAME (importable), NAME a Task or a function returning one",
-    )
+    add_task_arguments(train)
     train.add_argument(
         "--out", default=None, help="checkpoint folder (default: out/programs/TASK-seedN)"
     )
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--data-seed", type=int, default=0)
-    train.add_argument(
-        "--epochs", type=int, default=None, help="default: the paper's (250; 500 for icl)"
-    )
     train.add_argument("--layers", type=int, default=None)
     train.add_argument(
         "--heads", type=int, default=None, help="per layer, split categorical/numerical"
@@ -58,31 +52,7 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--mlps", type=int, default=None, help="per layer, split categorical/numerical"
     )
-    train.add_argument("--d-var", type=int, default=None)
-    train.add_argument(
-        "--count-only", action="store_true", help="numerical heads count their matches"
-    )
-    train.add_argument(
-        "--tables",
-        action="store_true",
-        help="numerical MLPs are lookup tables over count pairs (implies --count-only; an "
-        "extension of the paper's model)",
-    )
-    train.add_argument(
-        "--causal-heads",
-        type=int,
-        default=0,
-        metavar="N",
-        help="per layer, N heads of each kind see only earlier keys (non-causal tasks; "
-        "an extension of the paper's model)",
-    )
-    train.add_argument("--vocab-size", type=int, default=None, help="specials included")
-    train.add_argument("--max-len", type=int, default=None)
-    for split, size in (("train", 16000), ("val", 2000), ("test", 2000)):
-        train.add_argument(
-            f"--n-{split}", type=int, default=size, help=f"{split} examples (default {size})"
-        )
-    train.add_argument("--lr", type=float, default=5e-2)
+    add_model_arguments(train)
     train.add_argument("--threads", type=int, default=None)
     train.add_argument("--device", default=None)
     train.add_argument(
@@ -105,7 +75,7 @@ def register(subparsers: Any) -> None:
         "(as `programs polish OUT --rounds ROUNDS`)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=_user_errors(_train))
+    train.set_defaults(func=user_errors(_train))
 
     evaluate = programs.add_parser("eval", help="accuracy of a checkpoint's discrete model")
     evaluate.add_argument("checkpoint", help="folder written by `programs train`")
@@ -119,7 +89,7 @@ def register(subparsers: Any) -> None:
         help="also accuracy per position, per target class and per whole sequence",
     )
     add_task_option(evaluate)
-    evaluate.set_defaults(func=_user_errors(_eval))
+    evaluate.set_defaults(func=user_errors(_eval))
 
     refit = programs.add_parser(
         "refit",
@@ -132,7 +102,7 @@ def register(subparsers: Any) -> None:
     refit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations")
     refit.add_argument("--threads", type=int, default=None)
     add_task_option(refit)
-    refit.set_defaults(func=_user_errors(_refit))
+    refit.set_defaults(func=user_errors(_refit))
 
     polish = programs.add_parser(
         "polish",
@@ -161,7 +131,7 @@ def register(subparsers: Any) -> None:
     polish.add_argument("--threads", type=int, default=None)
     polish.add_argument("--quiet", action="store_true", help="no progress bar")
     add_task_option(polish)
-    polish.set_defaults(func=_user_errors(_polish))
+    polish.set_defaults(func=user_errors(_polish))
 
     for name in EXTENSION_MODULES:
         try:
@@ -171,6 +141,75 @@ def register(subparsers: Any) -> None:
                 continue
             raise
         module.register(programs)
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """TASK, its sizes, its data and the schedule's length: shared by ``train`` and ``grid``."""
+    from crystalbox.programs.tasks import TASKS  # light import: no torch model code runs
+
+    parser.add_argument(
+        "task",
+        help=f"one of: {', '.join(TASKS)}; or a user task (custom_task): FILE.py:NAME or "
+        "module:NAME (importable), NAME a Task or a function returning one",
+    )
+    parser.add_argument("--vocab-size", type=int, default=None, help="specials included")
+    parser.add_argument("--max-len", type=int, default=None)
+    parser.add_argument("--data-seed", type=int, default=0)
+    for split, size in (("train", 16000), ("val", 2000), ("test", 2000)):
+        parser.add_argument(
+            f"--n-{split}", type=int, default=size, help=f"{split} examples (default {size})"
+        )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: the paper's (250; 500 for icl)"
+    )
+    parser.add_argument("--lr", type=float, default=5e-2)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model options beside the head/MLP counts: shared by ``train`` and ``grid``."""
+    parser.add_argument("--d-var", type=int, default=None)
+    parser.add_argument(
+        "--count-only", action="store_true", help="numerical heads count their matches"
+    )
+    parser.add_argument(
+        "--tables",
+        action="store_true",
+        help="numerical MLPs are lookup tables over count pairs (implies --count-only; an "
+        "extension of the paper's model)",
+    )
+    parser.add_argument(
+        "--causal-heads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="per layer, N heads of each kind see only earlier keys (non-causal tasks; "
+        "an extension of the paper's model)",
+    )
+
+
+def task_from_args(args: argparse.Namespace) -> Task:
+    """The task of ``add_task_arguments``; a user task records its source (``with_source``)."""
+    from crystalbox.programs.task_source import is_task_reference, load_task, with_source
+
+    task = load_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
+    return with_source(task, args.task) if is_task_reference(args.task) else task
+
+
+def train_config_from_args(args: argparse.Namespace, **settings: Any) -> TrainConfig:
+    """The ``TrainConfig`` of ``add_task_arguments``'s options (epochs: the paper's)."""
+    from crystalbox.programs.tasks import PUBLISHED
+    from crystalbox.programs.train import TrainConfig
+
+    published = PUBLISHED.get(args.task)
+    return TrainConfig(
+        epochs=args.epochs or (published.epochs if published else 250),
+        lr=args.lr,
+        data_seed=args.data_seed,
+        n_train=args.n_train,
+        n_val=args.n_val,
+        n_test=args.n_test,
+        **settings,
+    )
 
 
 def add_task_option(parser: argparse.ArgumentParser) -> None:
@@ -191,7 +230,7 @@ def task_argument(spec: str | None) -> Task | None:
     return load_task(spec) if spec else None
 
 
-def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Report bad user input (``ValueError``/``TypeError``) as one line and exit status 1."""
 
     def run(args: argparse.Namespace) -> int:
@@ -213,22 +252,16 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
-    from crystalbox.programs.task_source import is_task_reference, load_task, with_source
-    from crystalbox.programs.tasks import PUBLISHED
-    from crystalbox.programs.train import TrainConfig, default_program_config, train_program
+    from crystalbox.programs.train import default_program_config, train_program
 
     started = time.perf_counter()
     if args.polish < 0:
         raise ValueError(f"--polish takes a number of rounds (0: no polish), got {args.polish}")
-    task = load_task(args.task, vocab_size=args.vocab_size, max_len=args.max_len)
-    if is_task_reference(args.task):
-        task = with_source(task, args.task)  # so later commands find its data
+    task = task_from_args(args)
     out = args.out or f"out/programs/{task.name}-seed{args.seed}"
     check_checkpoint_folder(out)  # before training, not after
     if args.polish:
         check_checkpoint_folder(f"{out}-polish")
-    published = PUBLISHED.get(task.name)
-    epochs = args.epochs or (published.epochs if published else 250)
     model_config = default_program_config(
         task,
         args.layers,
@@ -239,14 +272,9 @@ def _train(args: argparse.Namespace) -> int:
         causal_heads=args.causal_heads,
         tables=args.tables,
     )
-    train_config = TrainConfig(
-        epochs=epochs,
-        lr=args.lr,
+    train_config = train_config_from_args(
+        args,
         seed=args.seed,
-        data_seed=args.data_seed,
-        n_train=args.n_train,
-        n_val=args.n_val,
-        n_test=args.n_test,
         device=args.device,
         threads=args.threads,
         compile=args.compile,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crystalbox.cli.programs_commands import add_task_option, task_argument
+from crystalbox.cli.programs_commands import add_task_option, task_argument, user_errors
 
 __all__ = ["register"]
 
@@ -27,14 +25,14 @@ def register(programs: Any) -> None:
         "--no-prune", action="store_true", help="keep classifier features that change nothing"
     )
     add_task_option(decompile)
-    decompile.set_defaults(func=_user_errors(_decompile))
+    decompile.set_defaults(func=user_errors(_decompile))
 
     verify = programs.add_parser(
         "verify", help="compare the decompiled program with the model on every input"
     )
     verify.add_argument("checkpoint")
     add_task_option(verify)
-    verify.set_defaults(func=_user_errors(_verify))
+    verify.set_defaults(func=user_errors(_verify))
 
     explain = programs.add_parser(
         "explain", help="trace every variable of the program on one input"
@@ -42,24 +40,13 @@ def register(programs: Any) -> None:
     explain.add_argument("checkpoint")
     explain.add_argument("tokens", help='space-separated input, e.g. "3 1 2 2" (BOS/EOS added)')
     explain.add_argument("--prune", action="store_true", help="trace the pruned program")
-    explain.set_defaults(func=_user_errors(_explain))
+    explain.set_defaults(func=user_errors(_explain))
 
     graph = programs.add_parser("graph", help="draw the program's dependency graph as a PNG")
     graph.add_argument("checkpoint")
     graph.add_argument("-o", "--output", required=True, help="the .png file to write")
     graph.add_argument("--prune", action="store_true", help="draw the pruned program")
-    graph.set_defaults(func=_user_errors(_graph))
-
-
-def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (ValueError, TypeError) as exc:
-            print(f"crystalbox: error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
+    graph.set_defaults(func=user_errors(_graph))
 
 
 def _checkpoint(path: str) -> Path:

@@ -6,10 +6,15 @@ import itertools
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from typing import Any
+
+from tqdm import tqdm
 
 from crystalbox.programs.config import ProgramConfig
+from crystalbox.programs.model import ProgramTransformer
+from crystalbox.programs.task_source import load_task
 from crystalbox.programs.tasks import Task, make_task
 from crystalbox.programs.train import (
     RunResult,
@@ -42,11 +47,17 @@ def paper_grid(
     ]
 
 
-def _run(args: tuple[str, dict[str, int | None], ProgramConfig, TrainConfig]) -> TrainedProgram:
+def _run(
+    args: tuple[str, dict[str, Any], ProgramConfig, TrainConfig],
+) -> tuple[ProgramTransformer, RunResult]:
+    """One run in a worker process; returns what pickles (a task's generator may not)."""
     name, settings, config, train_config = args
-    return train_program(
-        make_task(name, settings.get("vocab_size"), settings.get("max_len")), config, train_config
-    )
+    if settings.get("custom"):  # a user task with a recorded source (task_source.with_source)
+        task = load_task(str(settings["source"]))
+    else:
+        task = make_task(name, settings.get("vocab_size"), settings.get("max_len"))
+    trained = train_program(task, config, train_config)
+    return trained.model, trained.result
 
 
 def run_grid(
@@ -55,11 +66,13 @@ def run_grid(
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     train_config: TrainConfig | None = None,
     processes: int | None = None,
+    progress: bool = False,
 ) -> GridResult:
     """Train every (config, seed); one thread per run; ``processes`` defaults to the CPU count.
 
-    Built-in tasks run in worker processes; a custom task (a local function cannot be sent
-    to another process) runs in this one.
+    Built-in tasks, and user tasks whose source is recorded (``task_source.with_source``),
+    run in worker processes; another user task (a local function cannot be sent to another
+    process) runs in this one. ``progress``: a bar over finished runs.
     """
     if not configs or not seeds:
         raise ValueError("run_grid needs at least one configuration and one seed")
@@ -75,11 +88,25 @@ def run_grid(
         for seed in seeds
     ]
     workers = min(processes or os.cpu_count() or 1, len(jobs))
-    if workers <= 1 or task.settings.get("custom"):
-        trained = [train_program(task, config, tc) for _, _, config, tc in jobs]
+    portable = not task.settings.get("custom") or "source" in task.settings
+    bar = tqdm(total=len(jobs), desc=f"{task.name} grid", disable=not progress)
+    trained: list[TrainedProgram] = []
+    if workers <= 1 or not portable:
+        for _, _, config, tc in jobs:
+            trained.append(train_program(task, config, tc))
+            bar.update()
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            trained = list(pool.map(_run, jobs))
+            futures = [pool.submit(_run, job) for job in jobs]
+            best_val = -1.0
+            for future in as_completed(futures):
+                best_val = max(best_val, future.result()[1].val_acc)
+                bar.update()
+                bar.set_postfix(best_val=f"{best_val:.2f}")
+        for (_, _, config, tc), future in zip(jobs, futures, strict=True):  # in job order
+            model, result = future.result()
+            trained.append(TrainedProgram(model, task, config, tc, result))
+    bar.close()
     best = max(trained, key=lambda t: t.result.val_acc)
     return GridResult(tuple((t.model_config, t.result) for t in trained), best)

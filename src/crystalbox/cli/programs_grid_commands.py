@@ -1,0 +1,101 @@
+"""``crystalbox programs grid``: seeds x a configuration grid in parallel, selected on validation."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from crystalbox.cli.programs_commands import (
+    add_model_arguments,
+    add_task_arguments,
+    task_from_args,
+    train_config_from_args,
+    user_errors,
+)
+
+__all__ = ["register"]
+
+
+def register(programs: Any) -> None:
+    """Add ``grid`` to the ``programs`` subparsers."""
+    grid = programs.add_parser(
+        "grid",
+        help="train seeds x the paper's grid (L, H, M) in parallel; keep the best on validation",
+    )
+    add_task_arguments(grid)
+    grid.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    grid.add_argument("--layers", type=int, nargs="+", default=[2, 3])
+    grid.add_argument(
+        "--heads", type=int, nargs="+", default=[4, 8], help="per layer, split cat/num"
+    )
+    grid.add_argument("--mlps", type=int, nargs="+", default=[2, 4], help="per layer, split")
+    add_model_arguments(grid)
+    grid.add_argument(
+        "--processes", type=int, default=None, help="parallel runs (default: the CPU count)"
+    )
+    grid.add_argument(
+        "--out", default=None, help="the best run's checkpoint (default: out/programs/TASK-grid)"
+    )
+    grid.add_argument("--quiet", action="store_true", help="no progress bar")
+    grid.set_defaults(func=user_errors(_grid))
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
+    from crystalbox.programs.grid import run_grid
+    from crystalbox.programs.train import default_program_config
+
+    task = task_from_args(args)
+    out = args.out or f"out/programs/{task.name}-grid"
+    check_checkpoint_folder(out)  # before training, not after
+    if args.processes is not None and args.processes < 1:
+        raise ValueError(f"--processes must be at least 1, got {args.processes}")
+    configs = [
+        default_program_config(
+            task,
+            layers,
+            heads,
+            mlps,
+            args.d_var,
+            count_only=args.count_only,
+            causal_heads=args.causal_heads,
+            tables=args.tables,
+        )
+        for layers in args.layers
+        for heads in args.heads
+        for mlps in args.mlps
+    ]
+    configs = list(dict.fromkeys(configs))  # a repeated value in a list is one configuration
+    result = run_grid(
+        task,
+        configs,
+        seeds=list(dict.fromkeys(args.seeds)),
+        train_config=train_config_from_args(args),
+        processes=args.processes,
+        progress=not args.quiet,
+    )
+    save_program(result.best, out)
+    print(_table(result.runs, result.best))
+    print(f"best on validation -> {out}")
+    return 0
+
+
+def _table(runs: Any, best: Any) -> str:
+    """One row per configuration: test mean ± std over seeds and its best-validation seed."""
+    rows = ["| config | seeds | val (best seed) | test (best seed) | test mean ± std | s per run |"]
+    rows.append("| --- | --- | --- | --- | --- | --- |")
+    by_config: dict[Any, list[Any]] = {}
+    for config, result in runs:
+        by_config.setdefault(config, []).append(result)
+    for config, results in by_config.items():
+        top = max(results, key=lambda r: r.val_acc)
+        tests = [r.test_acc for r in results]
+        spread = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        mark = " **best**" if top is best.result else ""
+        rows.append(
+            f"| {config.summary()}{mark} | {len(results)} | {top.val_acc:.2f} (seed {top.seed}) "
+            f"| {top.test_acc:.2f} | {statistics.mean(tests):.2f} ± {spread:.2f} "
+            f"| {statistics.median(r.wall_s for r in results):.1f} |"
+        )
+    return "\n".join(rows)
