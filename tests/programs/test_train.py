@@ -238,6 +238,34 @@ def test_train_config_validation():
         TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="temperatures must be positive"):
         TrainConfig(tau_end=0.0)
+    with pytest.raises(ValueError, match="threads must be positive or None, got 0"):
+        TrainConfig(threads=0)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--epochs", "0"], "epochs must be positive, got 0"),  # not the paper's 250
+        (["--layers", "0"], "n_layers must be positive"),
+        (["--d-var", "0"], "d_var must be positive"),
+        (["--threads", "0"], "threads must be positive"),
+        (["--device", "gpu"], "device 'gpu' is not a torch device"),
+    ],
+    ids=["epochs-0", "layers-0", "d-var-0", "threads-0", "device-name"],
+)
+def test_cli_train_refuses_bad_settings_before_training(tmp_path: Path, capsys, option, message):
+    assert main(["programs", "train", "hist", *option, "--out", str(tmp_path / "x")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_cuda_device_without_cuda_is_a_clear_error(monkeypatch):
+    from crystalbox.programs.train import _device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="needs CUDA, which this torch cannot use"):
+        _device(TrainConfig(device="cuda:0"))
+    assert _device(TrainConfig()).type == "cpu"
 
 
 def test_cosine_schedule_runs_the_learning_rate_from_lr_down_to_zero():

@@ -202,7 +202,7 @@ def train_config_from_args(args: argparse.Namespace, **settings: Any) -> TrainCo
 
     published = PUBLISHED.get(args.task)
     return TrainConfig(
-        epochs=args.epochs or (published.epochs if published else 250),
+        epochs=args.epochs if args.epochs is not None else (published.epochs if published else 250),
         lr=args.lr,
         data_seed=args.data_seed,
         n_train=args.n_train,
@@ -390,6 +390,8 @@ def _improve(
         raise ValueError(f"--out {out} is the checkpoint itself; choose a new folder")
     check_checkpoint_folder(out)
     if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be positive, got {threads}")
         torch.set_num_threads(threads)
     loaded = load_program(source)
     data = _checkpoint_data(loaded, None, task)

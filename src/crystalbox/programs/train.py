@@ -78,6 +78,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "n_train", "n_val", "n_test"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be positive or None, got {self.threads}")
         if self.stop_patience is not None and self.stop_patience < 1:
             problems.append(f"stop_patience must be positive or None, got {self.stop_patience}")
         if self.num_mlp_init not in ("normal", "domain", "origin"):
@@ -156,6 +158,9 @@ def default_program_config(
     ``ProgramConfig.n_causal_cat_heads`` and ``n_causal_num_heads``); ``tables``: numerical
     MLPs are lookup tables (``ProgramConfig.num_mlp_tables``; implies ``count_only``).
     """
+    for name, value in (("n_layers", n_layers), ("d_var", d_var)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be positive (or None for the default), got {value}")
     published = PUBLISHED.get(task.name)
     layers = n_layers or (published.n_layers if published else 2)
     heads = n_heads if n_heads is not None else (published.n_heads if published else 4)
@@ -204,9 +209,19 @@ def accuracy(
 
 
 def _device(config: TrainConfig) -> torch.device:
-    if config.device is not None:
-        return torch.device(config.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device of ``config``: ``ValueError`` for a malformed name or an absent CUDA."""
+    if config.device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(config.device)
+    except RuntimeError as exc:
+        raise ValueError(f"device {config.device!r} is not a torch device: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {config.device!r} needs CUDA, which this torch cannot use (no GPU, or a "
+            "CPU-only build); leave the device unset to train on the CPU"
+        )
+    return device
 
 
 def train_program(
