@@ -135,6 +135,8 @@ def test_small_spaces_fill_validation_and_test_first():
     assert (len(data.train), len(data.val), len(data.test)) == (2, 2, 2)
     with pytest.raises(ValueError, match="distinct examples"):
         make_data(task, seed=0, n_train=10, n_val=4, n_test=4)
+    with pytest.raises(ValueError, match="data seed must be a non-negative integer, got -1"):
+        make_data(task, seed=-1, n_train=10, n_val=2, n_test=2)
 
 
 def test_vocabulary_and_length_are_configurable():

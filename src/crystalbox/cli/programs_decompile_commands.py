@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from crystalbox._files import write_atomically
 from crystalbox.cli.programs_commands import add_task_option, task_argument, user_errors
 
 __all__ = ["register"]
@@ -66,7 +67,7 @@ def _decompile(args: argparse.Namespace) -> int:
         task=task_argument(args.task),
     )
     out = Path(args.output)
-    out.write_text(result.source)
+    write_atomically(out, lambda tmp: tmp.write_text(result.source))
     print(
         f"{result.program.task}: {result.lines_before} -> {result.lines_after} lines, "
         f"{len(result.full.steps)} -> {len(result.program.steps)} steps -> {out}"

@@ -89,6 +89,8 @@ def make_data(
     total = n_train + n_val + n_test
     if min(n_train, n_val, n_test) < 1:
         raise ValueError(f"split sizes must be positive, got {n_train}/{n_val}/{n_test}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"the data seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     seen: dict[tuple[str, ...], list[str | None]] = {}
     draws, max_draws = 0, 10 * total

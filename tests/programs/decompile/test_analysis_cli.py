@@ -67,7 +67,7 @@ def test_trained_checkpoint_decompiles_and_verifies_exactly(checkpoint):
 
 
 def test_cli_commands(checkpoint, tmp_path, capsys):
-    out = tmp_path / "hist.py"
+    out = tmp_path / "new folder" / "hist.py"  # missing folders are made
     assert main(["programs", "decompile", str(checkpoint), "-o", str(out)]) == 0
     assert "def run(tokens):" in out.read_text()
     assert main(["programs", "verify", str(checkpoint)]) == 0
@@ -75,8 +75,10 @@ def test_cli_commands(checkpoint, tmp_path, capsys):
     assert main(["programs", "explain", str(checkpoint), "3 1 2 2"]) == 0
     trace = capsys.readouterr().out
     assert trace.splitlines()[0].split() == ["position", "0", "1", "2", "3", "4"]
-    assert main(["programs", "graph", str(checkpoint), "-o", str(tmp_path / "g.png")]) == 0
-    assert (tmp_path / "g.png").exists()
+    graph = tmp_path / "graphs" / "g.png"
+    assert main(["programs", "graph", str(checkpoint), "-o", str(graph)]) == 0
+    assert graph.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in graph.parent.iterdir()) == ["g.png"]  # no temporary left
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crystalbox._files import write_atomically
 from crystalbox.programs.decompile.executor import execute_trace
 from crystalbox.programs.decompile.ir import Lookup, Program, Select, SelectSum, Step
 
@@ -132,9 +133,9 @@ def draw_graph(graph: DependencyGraph, path: str | Path) -> Path:
     ax.set_xlim(-1.6, 3.0 * (max(columns) + 0.55))
     ax.set_ylim(-(height + 1) / 2, (height + 1) / 2)
     ax.axis("off")
-    out = Path(path)
-    fig.savefig(out, dpi=130, bbox_inches="tight")
-    return out
+    return write_atomically(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
+    )
 
 
 def encode(program: Program, tokens: Sequence[str]) -> np.ndarray:
