@@ -44,3 +44,8 @@ def test_demo_on_the_default_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "validation of llama: PASS" in out and "' Paris'" in out
     assert (tmp_path / "logit_lens.png").is_file()
+
+
+def test_an_empty_lens_prompt_is_a_one_line_error(capsys):
+    assert main(["lens", "   "]) == 2  # checked before any model loads
+    assert capsys.readouterr().err.strip().startswith("crystalbox lens: error: the prompt is empty")

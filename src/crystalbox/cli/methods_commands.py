@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from crystalbox.cli.common import guard, load_model
 
 DEFAULT_POSITIVE = (
     "I love this, it is wonderful",
@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
         "--component", default="resid", choices=["resid", "resid_pre", "attn", "mlp", "heads"]
     )
     patch.add_argument("--batch-size", type=int, default=32)
-    patch.set_defaults(func=_guard(_patch))
+    patch.set_defaults(func=guard(_patch))
 
     attribute = subparsers.add_parser(
         "attribute", help="attribution patching (gradient estimate of 'patch')"
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     attribute.add_argument(
         "--compare", action="store_true", help="also run exact patching and compare"
     )
-    attribute.set_defaults(func=_guard(_attribute))
+    attribute.set_defaults(func=guard(_attribute))
 
     ablate = subparsers.add_parser(
         "ablate", help="next-token distribution with a component ablated"
@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
     ablate.add_argument(
         "--reference", action="append", default=None, help="reference prompt (repeatable)"
     )
-    ablate.set_defaults(func=_guard(_ablate))
+    ablate.set_defaults(func=guard(_ablate))
 
     steer = subparsers.add_parser("steer", help="generate with a contrastive steering vector added")
     steer.add_argument("prompt")
@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
     )
     steer.add_argument("--factor", type=float, default=2.0)
     steer.add_argument("--max-new-tokens", type=int, default=20)
-    steer.set_defaults(func=_guard(_steer))
+    steer.set_defaults(func=guard(_steer))
 
     scope = subparsers.add_parser(
         "patchscope", help="identity patchscope: what each layer's last hidden state says"
@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
     scope.add_argument("prompt")
     _model_arg(scope)
     scope.add_argument("--target", default=None, help="target prompt (default: the repeat prompt)")
-    scope.set_defaults(func=_guard(_patchscope))
+    scope.set_defaults(func=guard(_patchscope))
 
     collect = subparsers.add_parser(
         "collect", help="stream activations into sharded safetensors (resumable)"
@@ -110,7 +110,7 @@ def register(subparsers: Any) -> None:
         "--repair", action="store_true", help="recompute corrupted or missing shards"
     )
     collect.add_argument("--no-progress", action="store_true")
-    collect.set_defaults(func=_guard(_collect))
+    collect.set_defaults(func=guard(_collect))
 
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
@@ -135,30 +135,6 @@ def _pair_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--html", action="store_true", help="also write an interactive HTML heatmap"
     )
-
-
-def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn bad-input errors into a one-line message and exit code 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (ValueError, IndexError, TypeError) as exc:
-            from crystalbox.errors import CrystalboxError
-
-            if isinstance(exc, CrystalboxError):
-                raise
-            print(f"crystalbox {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _load(name: str | None) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from crystalbox.standard.model import StandardizedTransformer
-
-    return StandardizedTransformer(name)
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -205,7 +181,7 @@ def _save_plots(result: Any, args: argparse.Namespace, stem: str) -> None:
 def _patch(args: argparse.Namespace) -> int:
     from crystalbox.methods.patching import activation_patching
 
-    model = _load(args.model)
+    model = load_model(args.model)
     result = activation_patching(
         model,
         args.clean,
@@ -223,7 +199,7 @@ def _attribute(args: argparse.Namespace) -> int:
     from crystalbox.methods.attribution import attribution_patching, compare_patching
     from crystalbox.methods.patching import activation_patching
 
-    model = _load(args.model)
+    model = load_model(args.model)
     metric = _metric(model, args)
     result = attribution_patching(
         model, args.clean, args.corrupted, metric=metric, component=args.component
@@ -249,7 +225,7 @@ def _top(model: Any, probs: Any, k: int = 5) -> str:
 def _ablate(args: argparse.Namespace) -> int:
     from crystalbox.methods.ablation import ablate
 
-    model = _load(args.model)
+    model = load_model(args.model)
     layers = _ints(args.layers) or [0]
     result = ablate(
         model,
@@ -269,7 +245,7 @@ def _ablate(args: argparse.Namespace) -> int:
 def _steer(args: argparse.Namespace) -> int:
     from crystalbox.methods.steering import contrastive_steering_vector, steered_generate
 
-    model = _load(args.model)
+    model = load_model(args.model)
     layer = args.layer if args.layer is not None else model.num_layers // 3
     vector = contrastive_steering_vector(
         model,
@@ -293,7 +269,7 @@ def _steer(args: argparse.Namespace) -> int:
 def _patchscope(args: argparse.Namespace) -> int:
     from crystalbox.methods.patchscopes import TargetPrompt, patchscope_lens, repeat_prompt
 
-    model = _load(args.model)
+    model = load_model(args.model)
     target = TargetPrompt(args.target, -1) if args.target else repeat_prompt()
     probs = patchscope_lens(model, [args.prompt], target)[0]  # [layers, vocab]
     print(f"patchscope of {args.prompt!r} into {target.prompt!r}")
@@ -329,7 +305,7 @@ def _texts(args: argparse.Namespace) -> Iterator[str] | list[str]:
 def _collect(args: argparse.Namespace) -> int:
     from crystalbox.methods.collection import collect_activations
 
-    model = _load(args.model)
+    model = load_model(args.model)
     positions: str | list[int] = args.positions
     if args.positions not in ("all", "last"):
         positions = _ints(args.positions) or []

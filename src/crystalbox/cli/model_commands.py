@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from crystalbox.cli.common import guard, load_model
 
 DEMO_PROMPT = "The capital of France is"
 
@@ -14,13 +15,13 @@ DEMO_PROMPT = "The capital of France is"
 def register(subparsers: Any) -> None:
     info = subparsers.add_parser("info", help="show the standardized structure of a model")
     _model_arg(info)
-    info.set_defaults(func=_info)
+    info.set_defaults(func=guard(_info))
 
     validate = subparsers.add_parser(
         "validate", help="prove the standardized view equals the raw model"
     )
     _model_arg(validate)
-    validate.set_defaults(func=_validate)
+    validate.set_defaults(func=guard(_validate))
 
     lens = subparsers.add_parser(
         "lens", help="logit lens: top token per layer, as a table and a heatmap PNG"
@@ -33,7 +34,7 @@ def register(subparsers: Any) -> None:
     lens.add_argument(
         "--out", type=Path, default=Path("out"), help="folder for the heatmap (default: out/)"
     )
-    lens.set_defaults(func=_lens)
+    lens.set_defaults(func=guard(_lens))
 
     demo = subparsers.add_parser(
         "demo", help="the main job: load, validate, logit lens on the default model"
@@ -41,7 +42,7 @@ def register(subparsers: Any) -> None:
     _model_arg(demo)
     demo.add_argument("--prompt", default=DEMO_PROMPT)
     demo.add_argument("--out", type=Path, default=Path("out"))
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=guard(_demo))
 
     register_coverage(subparsers)
 
@@ -54,20 +55,13 @@ def _model_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(name: str | None) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from crystalbox.standard.model import StandardizedTransformer
-
-    return StandardizedTransformer(name)
-
-
 def _info(args: argparse.Namespace) -> int:
-    print(_load(args.model).info())
+    print(load_model(args.model).info())
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    report = _load(args.model).validate()
+    report = load_model(args.model).validate()
     print(report.table())
     return 0 if report.ok else 1
 
@@ -79,7 +73,7 @@ def _lens(args: argparse.Namespace) -> int:
         raise ValueError(
             "the prompt is empty; pass some text, e.g. crystalbox lens 'The capital of France is'"
         )
-    model = _load(args.model)
+    model = load_model(args.model)
     result = logit_lens(model, args.prompt, targets=args.target)
     print(result.table())
     path = result.plot(args.out / "logit_lens.png")
@@ -91,7 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
     from crystalbox.methods.lens import logit_lens
 
     start = time.perf_counter()
-    model = _load(args.model)
+    model = load_model(args.model)
     print(f"loaded and checked in {time.perf_counter() - start:.1f} s\n")
     print(model.info(), end="\n\n")
     report = model.validate()
