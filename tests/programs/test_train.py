@@ -13,11 +13,13 @@ import torch
 from crystalbox.cli.main import main
 from crystalbox.errors import CheckpointError
 from crystalbox.programs.checkpoint import load_program, save_program
+from crystalbox.programs.data import make_data
 from crystalbox.programs.discrete import read_discrete
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import (
     TrainConfig,
     accuracy,
+    default_program_config,
     train_program,
 )
 
@@ -355,3 +357,17 @@ def test_training_stops_once_validation_is_perfect(monkeypatch):
     )
     result = train_program(make_task("hist"), None, config).result
     assert result.epochs_run == 3 and len(result.val_history) == 3
+
+
+def test_a_configuration_or_data_of_another_task_is_refused():
+    hist, sort = make_task("hist"), make_task("sort")
+    tiny = TrainConfig(epochs=1, n_train=64, n_val=16, n_test=16, progress=False)
+    with pytest.raises(
+        ValueError, match=r"does not fit task 'hist': n_classes=5 \(the task needs 7\)"
+    ):
+        train_program(hist, default_program_config(sort), tiny)
+    short = dataclasses.replace(default_program_config(hist), n_ctx=4)
+    with pytest.raises(ValueError, match="n_ctx=4 \\(shorter than the task's max_len=8\\)"):
+        train_program(hist, short, tiny)
+    with pytest.raises(ValueError, match="data was made for task 'sort', not 'hist'"):
+        train_program(hist, None, tiny, make_data(sort, 0, 64, 16, 16))

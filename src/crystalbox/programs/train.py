@@ -243,9 +243,15 @@ def train_program(
             f"start has configuration {start.config.summary()}, not {model_config.summary()}; "
             "pass the start model's config (or none)"
         )
-    if model_config.n_ctx < task.max_len:
+    _check_fits(task, model_config)
+    if data is not None and (
+        data.task.name,
+        data.task.input_vocab,
+        data.task.output_vocab,
+    ) != (task.name, task.input_vocab, task.output_vocab):
         raise ValueError(
-            f"model n_ctx={model_config.n_ctx} is shorter than task max_len={task.max_len}"
+            f"data was made for task {data.task.name!r}, not {task.name!r}; pass "
+            "make_data(task, ...) of the task being trained (or data=None)"
         )
     if train_config.threads is not None:
         torch.set_num_threads(train_config.threads)
@@ -332,6 +338,27 @@ def train_program(
         ms_per_step=1000.0 * float(np.median(step_times)) if step_times else 0.0,
     )
     return TrainedProgram(model.cpu(), task, model_config, train_config, result)
+
+
+def _check_fits(task: Task, config: ProgramConfig) -> None:
+    """``ValueError`` unless ``config`` reads ``task``'s tokens and writes its classes."""
+    wanted = {
+        "vocab_size": len(task.input_vocab),
+        "n_classes": len(task.output_vocab),
+        "pad_id": task.input_vocab.index(PAD),
+    }
+    problems = [
+        f"{name}={getattr(config, name)} (the task needs {value})"
+        for name, value in wanted.items()
+        if getattr(config, name) != value
+    ]
+    if config.n_ctx < task.max_len:
+        problems.append(f"n_ctx={config.n_ctx} (shorter than the task's max_len={task.max_len})")
+    if problems:
+        raise ValueError(
+            f"the model configuration does not fit task {task.name!r}: {'; '.join(problems)}; "
+            "build it with default_program_config(task, ...)"
+        )
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int, total: int) -> None:
