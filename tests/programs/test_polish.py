@@ -128,6 +128,9 @@ def test_polish_rejects_bad_settings():
     empty = Split(torch.zeros(0, 8, dtype=torch.long).numpy(), torch.zeros(0, 8).long().numpy())
     with pytest.raises(ValueError, match="non-empty"):
         polish_program(model, empty, empty, FAST)
+    longer = Split(torch.full((4, 12), 2).numpy(), torch.zeros(4, 12).long().numpy())
+    with pytest.raises(ValueError, match="sequence length 12 exceeds the model's context"):
+        polish_program(model, longer, longer, FAST)  # was an IndexError deep in the search
 
 
 def test_cli_polish_writes_a_new_checkpoint(damaged_hist, tmp_path: Path, capsys):

@@ -400,6 +400,8 @@ def polish_program(
     started = time.perf_counter()
     was_training = model.training
     model.eval()
+    # before any search: also checks the splits' tokens fit the model (clear errors)
+    train_before, val_before = accuracy(model, train), accuracy(model, val)
     rng = np.random.default_rng(config.seed)
     subset = 0 < config.search_examples < len(train)
 
@@ -412,7 +414,6 @@ def polish_program(
     search: _Scorer | None = None
     evaluations = 0
     start = copy.deepcopy(model.state_dict())
-    train_before, val_before = accuracy(model, train), accuracy(model, val)
     best = (val_before, start, 0, 0)  # validation, state, round, number of edits
     edits: list[PolishEdit] = []
     for round_index in range(1, config.rounds + 1):
