@@ -1,7 +1,7 @@
 """``crystalbox programs ...``: train and evaluate Transformer Programs.
 
 Other modules add commands to the same group: each of ``EXTENSION_MODULES`` that exists has
-its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid).
+its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid; curve).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = ["register"]
 EXTENSION_MODULES: tuple[str, ...] = (
     "crystalbox.cli.programs_decompile_commands",
     "crystalbox.cli.programs_grid_commands",
+    "crystalbox.cli.programs_curve_commands",
 )
 
 

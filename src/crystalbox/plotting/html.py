@@ -87,8 +87,9 @@ def write_curves_html(
     title: str,
     path: Path,
     y_label: str,
+    x_label: str = "layer",
 ) -> Path:
-    """Line plot with a tooltip on every point."""
+    """Line plot with a tooltip on every point; ``layers`` are the x values (``x_label``)."""
     width, height, pad = 640, 320, 40
     all_values = [v for values in curves.values() for v in values if np.isfinite(v)]
     hi = max(all_values, default=1.0) or 1.0
@@ -108,7 +109,7 @@ def write_curves_html(
             + '"/>'
         )
         for (x, y), layer, v in zip(points, layers, values, strict=True):
-            tip = html.escape(f"{name}, layer {layer}: {y_label} {v:.4g}")
+            tip = html.escape(f"{name}, {x_label} {layer}: {y_label} {v:.4g}")
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}" data-tip="{tip}"/>'
             )
@@ -117,7 +118,7 @@ def write_curves_html(
             f"{html.escape(name)}</text>"
         )
     parts.append(
-        f'<text x="{pad + width / 2}" y="{height + 2 * pad - 5}" font-size="12">layer '
+        f'<text x="{pad + width / 2}" y="{height + 2 * pad - 5}" font-size="12">{x_label} '
         f"{json.dumps(list(layers)[:1])[1:-1]}..{json.dumps(list(layers)[-1:])[1:-1]}</text></svg>"
     )
     path.write_text(_PAGE.format(title=html.escape(title), svg="".join(parts)), encoding="utf-8")

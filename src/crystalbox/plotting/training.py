@@ -1,0 +1,77 @@
+"""A Transformer Program's training run: validation accuracy per epoch and the temperature."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from crystalbox._files import write_atomically
+from crystalbox.plotting.html import write_curves_html
+
+__all__ = ["epoch_temperatures", "training_curve"]
+
+
+def epoch_temperatures(tau_start: float, tau_end: float, epochs: int, n: int) -> list[float]:
+    """The temperature at the end of each of the first ``n`` epochs of a geometric schedule
+    from ``tau_start`` to ``tau_end`` over ``epochs`` epochs (``samplers.TemperatureSchedule``
+    decays per batch; at epoch ends that is the same curve)."""
+    if not (tau_start > 0 and tau_end > 0) or epochs < 1:
+        raise ValueError(
+            f"need positive temperatures and epochs, got {tau_start}, {tau_end}, {epochs}"
+        )
+    ratio = math.log(tau_end / tau_start)
+    return [tau_start * math.exp(ratio * min((e + 1) / epochs, 1.0)) for e in range(n)]
+
+
+def training_curve(
+    val_history: Sequence[float],
+    *,
+    temperatures: Sequence[float] | None = None,
+    best_epoch: int | None = None,
+    title: str,
+    path: str | Path,
+) -> Path:
+    """Validation accuracy (%) of the discrete model per epoch, the temperature on a second,
+    logarithmic axis, the selected epoch marked. PNG, or HTML when ``path`` ends in ``.html``
+    (accuracy only, with a tooltip per epoch)."""
+    if not val_history:
+        raise ValueError("the run has no validation history to plot (no epoch was recorded)")
+    if temperatures is not None and len(temperatures) != len(val_history):
+        raise ValueError(
+            f"{len(temperatures)} temperatures for {len(val_history)} epochs; pass one per epoch"
+        )
+    epochs = list(range(len(val_history)))
+    out = Path(path)
+    if out.suffix.lower() == ".html":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        curves = {"validation accuracy (%)": list(val_history)}
+        return write_curves_html(curves, epochs, title, out, "accuracy", x_label="epoch")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(epochs, list(val_history), color="#1f77b4", lw=1.2, label="validation (discrete)")
+    if best_epoch is not None and 0 <= best_epoch < len(val_history):
+        best = val_history[best_epoch]
+        ax.scatter([best_epoch], [best], color="#d62728", zorder=3)
+        ax.annotate(
+            f"selected: epoch {best_epoch}, {best:.2f}%",
+            (best_epoch, best),
+            textcoords="offset points",
+            xytext=(6, -14),
+            fontsize=8,
+            color="#d62728",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("token accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    if temperatures is not None:
+        twin = ax.twinx()
+        twin.plot(epochs, list(temperatures), color="#7f7f7f", lw=1.0, ls="--", label="τ")
+        twin.set_yscale("log")
+        twin.set_ylabel("temperature τ (log scale)", color="#7f7f7f")
+    fig.tight_layout()
+    return write_atomically(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
