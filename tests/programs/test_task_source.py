@@ -147,8 +147,16 @@ def test_cli_grid_keeps_the_best_validation_run(task_file: Path, tmp_path: Path,
     out = tmp_path / "best"
     args = ["programs", "grid", f"{task_file}:prefix_max", "--seeds", "0", "1", "--layers", "1"]
     args += ["--heads", "2", "4", "--mlps", "2", "--epochs", "2", "--processes", "1", "--quiet"]
-    assert main([*args, *SPLITS, "--out", str(out)]) == 0
+    runs = tmp_path / "runs.json"
+    assert main([*args, *SPLITS, "--out", str(out), "--json", str(runs)]) == 0
     table = capsys.readouterr().out
+    record = json.loads(runs.read_text())
+    assert [(r["seed"], r["summary"].split(" M=")[0]) for r in record["runs"]] == [
+        (0, "k=8 L=1 H=1+1"),
+        (1, "k=8 L=1 H=1+1"),
+        (0, "k=8 L=1 H=2+2"),
+        (1, "k=8 L=1 H=2+2"),
+    ]
     rows = [line for line in table.splitlines() if line.startswith("| k=")]
     assert len(rows) == 2 and sum("**best**" in row for row in rows) == 1
     best_val = max(float(row.split("|")[3].split()[0]) for row in rows)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from typing import Any
 
+from crystalbox._files import write_atomically
 from crystalbox.cli.programs_commands import (
     add_model_arguments,
     add_task_arguments,
@@ -36,6 +38,9 @@ def register(programs: Any) -> None:
     )
     grid.add_argument(
         "--out", default=None, help="the best run's checkpoint (default: out/programs/TASK-grid)"
+    )
+    grid.add_argument(
+        "--json", default=None, metavar="FILE", help="also write every run's result as JSON"
     )
     grid.add_argument("--quiet", action="store_true", help="no progress bar")
     grid.set_defaults(func=user_errors(_grid))
@@ -77,6 +82,14 @@ def _grid(args: argparse.Namespace) -> int:
     )
     save_program(result.best, out)
     print(_table(result.runs, result.best))
+    if args.json:
+        runs = [
+            {"config": config.to_dict(), "summary": config.summary(), **run.to_dict()}
+            for config, run in result.runs
+        ]
+        text = json.dumps({"task": task.name, "best": out, "runs": runs}, indent=1)
+        write_atomically(args.json, lambda tmp: tmp.write_text(text + "\n"))
+        print(f"every run -> {args.json}")
     print(f"best on validation -> {out}")
     return 0
 
