@@ -24,8 +24,8 @@ demo: $(STAMP)
 	$(VENV)/bin/crystalbox demo --out out
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 	$(VENV)/bin/mypy
 
 test: $(STAMP) lint

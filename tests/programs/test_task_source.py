@@ -163,3 +163,12 @@ def test_cli_grid_keeps_the_best_validation_run(task_file: Path, tmp_path: Path,
     assert load_program(out).result["val_acc"] == pytest.approx(best_val, abs=0.01)
     assert main([*args, *SPLITS, "--processes", "0", "--out", str(tmp_path / "x")]) == 1
     assert "--processes must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["prefix_max", "make_parity"])
+def test_the_example_user_tasks_load_and_make_full_splits(name):
+    from crystalbox.programs.data import make_data
+
+    task = load_task(str(Path(__file__).parents[2] / "examples" / f"user_tasks.py:{name}"))
+    data = make_data(task, 0)  # the CLI's default split sizes
+    assert (len(data.train), len(data.val), len(data.test)) == (16000, 2000, 2000)
