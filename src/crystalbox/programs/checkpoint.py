@@ -21,7 +21,7 @@ from crystalbox.errors import CheckpointError
 from crystalbox.programs.config import ProgramConfig
 from crystalbox.programs.data import TaskData, make_data
 from crystalbox.programs.model import ProgramTransformer
-from crystalbox.programs.tasks import BOS, EOS, PAD, Task, make_task
+from crystalbox.programs.tasks import BOS, EOS, PAD, Task, make_task, task_identity
 from crystalbox.programs.train import TrainedProgram
 
 __all__ = [
@@ -237,11 +237,7 @@ def checkpoint_data(
     overrides the recorded one). ``task``: the task itself, needed for a user task whose
     checkpoint records no loadable source. ``ValueError`` if the task does not match."""
     task = task or _recorded_task(info)
-    if (task.name, task.input_vocab, task.output_vocab) != (
-        info.name,
-        info.input_vocab,
-        info.output_vocab,
-    ):
+    if task_identity(task) != task_identity(info):
         raise ValueError(
             f"task {task.name!r} (vocabularies {list(task.input_vocab)} -> "
             f"{list(task.output_vocab)}) is not the checkpoint's task {info.name!r} "

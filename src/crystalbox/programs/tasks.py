@@ -33,6 +33,7 @@ __all__ = [
     "icl_targets",
     "make_task",
     "most_freq_targets",
+    "task_identity",
 ]
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -63,6 +64,12 @@ class Task:
                 raise ValueError(f"{name} of task {self.name!r} has duplicate entries: {vocab}")
         if self.max_len < 2:
             raise ValueError(f"max_len must be at least 2 (BOS and one token), got {self.max_len}")
+
+
+def task_identity(task: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """What two tasks (``Task`` or a checkpoint's ``TaskInfo``) must share for a model or data
+    of one to serve the other: name and both vocabularies."""
+    return (task.name, tuple(task.input_vocab), tuple(task.output_vocab))
 
 
 def custom_task(

@@ -22,7 +22,7 @@ from crystalbox.programs.config import ProgramConfig
 from crystalbox.programs.data import IGNORE, Split, TaskData, make_data
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.samplers import SAMPLERS, Sampler, TemperatureSchedule
-from crystalbox.programs.tasks import PAD, PUBLISHED, Task
+from crystalbox.programs.tasks import PAD, PUBLISHED, Task, task_identity
 
 __all__ = [
     "RunResult",
@@ -244,11 +244,7 @@ def train_program(
             "pass the start model's config (or none)"
         )
     _check_fits(task, model_config)
-    if data is not None and (
-        data.task.name,
-        data.task.input_vocab,
-        data.task.output_vocab,
-    ) != (task.name, task.input_vocab, task.output_vocab):
+    if data is not None and task_identity(data.task) != task_identity(task):
         raise ValueError(
             f"data was made for task {data.task.name!r}, not {task.name!r}; pass "
             "make_data(task, ...) of the task being trained (or data=None)"
