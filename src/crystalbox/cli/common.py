@@ -19,9 +19,12 @@ def load_model(name: str | None) -> Any:
     return StandardizedTransformer(name)
 
 
-def guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn bad-input errors into a one-line message and exit code 2 (``CrystalboxError``
-    passes through to ``main``, which reports it with exit code 1)."""
+def guard(
+    func: Callable[[argparse.Namespace], int], status: int = 2
+) -> Callable[[argparse.Namespace], int]:
+    """Turn bad-input errors into a one-line message and exit code ``status`` (2 for the model
+    and methods commands, 1 for ``programs``); ``CrystalboxError`` passes through to ``main``,
+    which reports it the same way with exit code 1."""
 
     def run(args: argparse.Namespace) -> int:
         try:
@@ -32,6 +35,6 @@ def guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
             if isinstance(exc, CrystalboxError):
                 raise
             print(f"crystalbox {args.command}: error: {exc}", file=sys.stderr)
-            return 2
+            return status
 
     return run

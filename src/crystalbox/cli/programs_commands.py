@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -232,16 +231,10 @@ def task_argument(spec: str | None) -> Task | None:
 
 
 def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Report bad user input (``ValueError``/``TypeError``) as one line and exit status 1."""
+    """Report bad user input as one line with exit status 1 (``common.guard``)."""
+    from crystalbox.cli.common import guard
 
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (ValueError, TypeError) as exc:
-            print(f"crystalbox: error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
+    return guard(func, status=1)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
