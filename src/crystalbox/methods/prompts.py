@@ -36,10 +36,13 @@ def single_token_id(tokenizer: Any, text: str | int) -> int:
     ids = _ids(tokenizer, text)
     if len(ids) != 1:
         pieces = [tokenizer.decode([i]) for i in ids]
+        # an example that is one token here: the text with a leading space, else its first piece
+        tried = [" " + text.strip(), *pieces[:1]]
+        single = [t for t in tried if t != text and len(_ids(tokenizer, t)) == 1]
+        example = f" (e.g. {single[0]!r})" if single else ""
         raise ValueError(
             f"target {text!r} is not a single token: it tokenizes to {len(ids)} tokens {pieces}; "
-            f"pass a single-token string (often with a leading space, e.g. {' ' + text.strip()!r}) "
-            f"or use get_first_tokens()"
+            f"pass a single-token string{example} or use get_first_tokens()"
         )
     return ids[0]
 
