@@ -93,6 +93,11 @@ def test_steer_and_collect(tiny_dir, tmp_path, capsys):
     data = ActivationDataset(out)
     assert data.layers == (0, 1) and len(data) > 0 and isinstance(data[0], torch.Tensor)
     assert "+vector" in capsys.readouterr().out
+    far = ["collect", "--file", str(texts), "--model", tiny_dir, "--positions", "40"]
+    assert main([*far, "--out", str(tmp_path / "none"), "--no-progress"]) == 0
+    assert "no rows were collected; every text is shorter than positions 40" in (
+        capsys.readouterr().err
+    )
 
 
 def test_bad_input_gives_a_message(tiny_dir, capsys):

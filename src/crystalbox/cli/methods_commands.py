@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -329,4 +330,10 @@ def _collect(args: argparse.Namespace) -> int:
         f"rank {summary.rank}/{summary.world_size}: {summary.docs} texts, {summary.rows} rows in "
         f"{summary.shards_total} shards ({summary.shards_written} written now) under {summary.directory}"
     )
+    if summary.docs and not summary.rows:
+        print(
+            f"crystalbox collect: note: no rows were collected; every text is shorter than "
+            f"positions {args.positions} (a text too short for an index is skipped at it)",
+            file=sys.stderr,
+        )
     return 0
