@@ -28,6 +28,8 @@ def test_grid_selects_on_validation():
     task = make_task("hist")
     configs = paper_grid(task, layers=(1,), heads=(2,), mlps=(0, 2))
     assert [(c.n_cat_mlps, c.n_num_mlps) for c in configs] == [(0, 0), (1, 1)]
+    repeated = paper_grid(task, layers=(1, 1), heads=(2,), mlps=(2,), tables=True)
+    assert len(repeated) == 1 and repeated[0].num_mlp_tables and repeated[0].count_only
     grid = run_grid(task, configs, seeds=(0, 1), train_config=TINY, processes=1)
     assert len(grid.runs) == 4
     assert grid.best.result.val_acc == max(result.val_acc for _, result in grid.runs)

@@ -48,30 +48,23 @@ def register(programs: Any) -> None:
 
 def _grid(args: argparse.Namespace) -> int:
     from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
-    from crystalbox.programs.grid import run_grid
-    from crystalbox.programs.train import default_program_config
+    from crystalbox.programs.grid import paper_grid, run_grid
 
     task = task_from_args(args)
     out = args.out or f"out/programs/{task.name}-grid"
     check_checkpoint_folder(out)  # before training, not after
     if args.processes is not None and args.processes < 1:
         raise ValueError(f"--processes must be at least 1, got {args.processes}")
-    configs = [
-        default_program_config(
-            task,
-            layers,
-            heads,
-            mlps,
-            args.d_var,
-            count_only=args.count_only,
-            causal_heads=args.causal_heads,
-            tables=args.tables,
-        )
-        for layers in args.layers
-        for heads in args.heads
-        for mlps in args.mlps
-    ]
-    configs = list(dict.fromkeys(configs))  # a repeated value in a list is one configuration
+    configs = paper_grid(
+        task,
+        args.layers,
+        args.heads,
+        args.mlps,
+        d_var=args.d_var,
+        count_only=args.count_only,
+        causal_heads=args.causal_heads,
+        tables=args.tables,
+    )
     result = run_grid(
         task,
         configs,

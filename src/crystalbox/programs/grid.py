@@ -40,11 +40,16 @@ def paper_grid(
     layers: Sequence[int] = (2, 3),
     heads: Sequence[int] = (4, 8),
     mlps: Sequence[int] = (2, 4),
+    **options: Any,
 ) -> list[ProgramConfig]:
-    """The paper's grid for the algorithmic tasks: L x H x M, split evenly cat/num."""
-    return [
-        default_program_config(task, n, h, m) for n, h, m in itertools.product(layers, heads, mlps)
+    """The paper's grid for the algorithmic tasks: L x H x M, split evenly cat/num, each
+    configuration once; ``options`` go to ``default_program_config`` (``d_var``,
+    ``count_only``, ``causal_heads``, ``tables``)."""
+    configs = [
+        default_program_config(task, n, h, m, **options)
+        for n, h, m in itertools.product(layers, heads, mlps)
     ]
+    return list(dict.fromkeys(configs))  # a value repeated in a list is one configuration
 
 
 def _run(
