@@ -187,6 +187,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``default_program_config``'s options from ``add_model_arguments``."""
+    return {
+        "d_var": args.d_var,
+        "count_only": args.count_only,
+        "causal_heads": args.causal_heads,
+        "tables": args.tables,
+    }
+
+
 def task_from_args(args: argparse.Namespace) -> Task:
     """The task of ``add_task_arguments``; a user task records its source (``with_source``)."""
     from crystalbox.programs.task_source import is_task_reference, load_task, with_source
@@ -257,14 +267,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.polish:
         check_checkpoint_folder(f"{out}-polish")
     model_config = default_program_config(
-        task,
-        args.layers,
-        args.heads,
-        args.mlps,
-        args.d_var,
-        count_only=args.count_only,
-        causal_heads=args.causal_heads,
-        tables=args.tables,
+        task, args.layers, args.heads, args.mlps, **model_options_from_args(args)
     )
     train_config = train_config_from_args(
         args,

@@ -11,6 +11,7 @@ from crystalbox._files import write_atomically
 from crystalbox.cli.programs_commands import (
     add_model_arguments,
     add_task_arguments,
+    model_options_from_args,
     task_from_args,
     train_config_from_args,
     user_errors,
@@ -55,16 +56,7 @@ def _grid(args: argparse.Namespace) -> int:
     check_checkpoint_folder(out)  # before training, not after
     if args.processes is not None and args.processes < 1:
         raise ValueError(f"--processes must be at least 1, got {args.processes}")
-    configs = paper_grid(
-        task,
-        args.layers,
-        args.heads,
-        args.mlps,
-        d_var=args.d_var,
-        count_only=args.count_only,
-        causal_heads=args.causal_heads,
-        tables=args.tables,
-    )
+    configs = paper_grid(task, args.layers, args.heads, args.mlps, **model_options_from_args(args))
     result = run_grid(
         task,
         configs,
