@@ -222,6 +222,25 @@ def test_cli_train_checks_the_polish_settings_before_training(tmp_path: Path, ca
     assert not (tmp_path / "h").exists()
 
 
+def test_cli_train_takes_the_schedule_options_into_the_checkpoint(tmp_path: Path):
+    out = tmp_path / "hist"
+    schedule = ["--sampler", "gumbel_hard", "--tau-start", "1", "--tau-end", "0.1"]
+    schedule += ["--batch-size", "256", "--lr-schedule", "cosine"]
+    args = ["programs", "train", "hist", "--epochs", "1", "--n-train", "512", "--quiet"]
+    assert main([*args, *schedule, "--threads", "1", "--out", str(out)]) == 0
+    recorded = load_program(out).train_config
+    assert recorded["sampler"] == "gumbel_hard" and recorded["lr_schedule"] == "cosine"
+    assert (recorded["tau_start"], recorded["tau_end"], recorded["batch_size"]) == (1, 0.1, 256)
+    assert main([*args, "--threads", "1", "--out", str(tmp_path / "plain")]) == 0
+    plain = load_program(tmp_path / "plain").train_config
+    defaults = TrainConfig()
+    assert (plain["sampler"], plain["tau_start"], plain["batch_size"]) == (
+        defaults.sampler,
+        defaults.tau_start,
+        defaults.batch_size,
+    )
+
+
 def test_cli_train_unknown_task_is_a_clear_error(capsys):
     assert main(["programs", "train", "nope", "--epochs", "1"]) == 1
     assert "unknown task 'nope'; known tasks: reverse, hist" in capsys.readouterr().err
@@ -252,8 +271,10 @@ def test_train_config_validation():
         (["--d-var", "0"], "d_var must be positive"),
         (["--threads", "0"], "threads must be positive"),
         (["--device", "gpu"], "device 'gpu' is not a torch device"),
+        (["--tau-start", "0"], "temperatures must be positive"),
+        (["--batch-size", "0"], "batch_size must be positive, got 0"),
     ],
-    ids=["epochs-0", "layers-0", "d-var-0", "threads-0", "device-name"],
+    ids=["epochs-0", "layers-0", "d-var-0", "threads-0", "device-name", "tau-0", "batch-0"],
 )
 def test_cli_train_refuses_bad_settings_before_training(tmp_path: Path, capsys, option, message):
     assert main(["programs", "train", "hist", *option, "--out", str(tmp_path / "x")]) == 1

@@ -163,6 +163,30 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs", type=int, default=None, help="default: the paper's (250; 500 for icl)"
     )
     parser.add_argument("--lr", type=float, default=5e-2)
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default=None,
+        help="constant (the paper's, default) or a half cosine to 0",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="default 512")
+    parser.add_argument(
+        "--sampler",
+        choices=("gumbel_soft", "gumbel_hard", "softmax"),
+        default=None,
+        help="relaxation in training: gumbel_soft (the paper's, default), gumbel_hard "
+        "(straight-through; the benchmark's choice for hist) or softmax (no noise)",
+    )
+    parser.add_argument(
+        "--tau-start", type=float, default=None, help="first temperature (default 3.0)"
+    )
+    parser.add_argument(
+        "--tau-end", type=float, default=None, help="last temperature (default 0.01)"
+    )
+
+
+#: ``add_task_arguments``'s schedule options, as ``TrainConfig`` fields (None: its default)
+_SCHEDULE_OPTIONS = ("lr_schedule", "batch_size", "sampler", "tau_start", "tau_end")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,6 +235,11 @@ def train_config_from_args(args: argparse.Namespace, **settings: Any) -> TrainCo
     from crystalbox.programs.train import TrainConfig
 
     published = PUBLISHED.get(args.task)
+    schedule = {
+        name: getattr(args, name)
+        for name in _SCHEDULE_OPTIONS
+        if getattr(args, name, None) is not None
+    }
     return TrainConfig(
         epochs=args.epochs if args.epochs is not None else (published.epochs if published else 250),
         lr=args.lr,
@@ -218,6 +247,7 @@ def train_config_from_args(args: argparse.Namespace, **settings: Any) -> TrainCo
         n_train=args.n_train,
         n_val=args.n_val,
         n_test=args.n_test,
+        **schedule,
         **settings,
     )
 
