@@ -313,7 +313,8 @@ def _train(args: argparse.Namespace) -> int:
     result = trained.result
     print(
         f"{task.name}: val {result.val_acc:.2f}  test {result.test_acc:.2f}  "
-        f"(epoch {result.best_epoch}, {result.wall_s:.0f}s, {result.threads} threads) -> {out}"
+        f"(epoch {result.best_epoch}, {result.wall_s:.0f}s, {result.threads} "
+        f"thread{'' if result.threads == 1 else 's'}) -> {out}"
     )
     if args.polish:
         from crystalbox.programs.polish import PolishConfig
