@@ -62,6 +62,16 @@ def test_a_module_reference_imports_the_module(task_file: Path, monkeypatch):
     assert load_task("my_tasks:prefix_max").name == "prefix_max"
 
 
+def test_a_module_reference_finds_a_module_in_the_working_folder(task_file: Path, monkeypatch):
+    monkeypatch.chdir(task_file.parent)  # not on sys.path, as under the `crystalbox` script
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(task_file.parent))])
+    monkeypatch.delitem(sys.modules, "my_tasks", raising=False)
+    assert load_task("my_tasks:prefix_max").name == "prefix_max"
+    assert str(task_file.parent) not in sys.path  # only while importing
+    with pytest.raises(ValueError, match="cannot import module 'my_taskz'"):
+        load_task("my_taskz:prefix_max")
+
+
 @pytest.mark.parametrize(
     ("name", "error", "message"),
     [

@@ -150,7 +150,8 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "task",
         help=f"one of: {', '.join(TASKS)}; or a user task (custom_task): FILE.py:NAME or "
-        "module:NAME (importable), NAME a Task or a function returning one",
+        "module:NAME (on sys.path or in the working folder), NAME a Task or a function "
+        "returning one",
     )
     parser.add_argument("--vocab-size", type=int, default=None, help="specials included")
     parser.add_argument("--max-len", type=int, default=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -71,11 +72,27 @@ def _is_file(where: str) -> bool:
     return where.endswith(".py") or "/" in where or "\\" in where
 
 
+def _import_module(name: str) -> ModuleType:
+    """``name`` from ``sys.path``, else from the working folder (as ``python -m`` would find
+    it: the ``crystalbox`` entry point does not put the working folder on ``sys.path``)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        if exc.name != name.partition(".")[0] or here in sys.path:
+            raise
+    sys.path.insert(0, here)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(here)
+
+
 def _import(where: str) -> ModuleType:
     """The module of a ``FILE.py`` path or a dotted module name."""
     if not _is_file(where):
         try:
-            return importlib.import_module(where)
+            return _import_module(where)
         except ImportError as exc:
             raise ValueError(f"cannot import module {where!r} for the task: {exc}") from exc
     path = Path(where)
