@@ -144,7 +144,8 @@ def test_cli_polish_writes_a_new_checkpoint(damaged_hist, tmp_path: Path, capsys
     assert report["kept"] and report["out"] == str(tmp_path / "hist-polish")
     polished = load_program(tmp_path / "hist-polish")
     assert polished.result["val_acc"] == pytest.approx(report["val_after"], abs=1e-3)
-    assert polished.result["polish"]["edits"]
+    edits = polished.result["polish"]["edits"]  # every edit; the printed report counts them
+    assert report["edits"]["total"] == len(edits) == sum(report["edits"].values()) - len(edits)
     assert accuracy(polished.model, _data().test) == pytest.approx(report["test_after"], abs=1e-3)
     # the source checkpoint is untouched
     assert load_program(source).result["val_acc"] == trained.result.val_acc

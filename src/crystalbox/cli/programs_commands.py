@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -433,7 +434,15 @@ def _improve(
             loaded, out, **{step: details}, val_acc=val_after, test_acc=report["test_after"]
         )
         report["out"] = str(out)
+    if isinstance(report.get("edits"), list):  # every edit is in the checkpoint's result
+        report["edits"] = _edit_counts(report["edits"])
     print(
         json.dumps({key: round(v, 4) if isinstance(v, float) else v for key, v in report.items()})
     )
     return 0
+
+
+def _edit_counts(edits: list[dict[str, Any]]) -> dict[str, int]:
+    """The number of kept edits, in all and per kind of parameter."""
+    counts = Counter(str(edit["param"]) for edit in edits)
+    return {"total": len(edits), **dict(sorted(counts.items()))}
