@@ -259,6 +259,9 @@ def test_train_config_validation():
         TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="temperatures must be positive"):
         TrainConfig(tau_end=0.0)
+    with pytest.raises(ValueError, match=r"tau_end \(3.0\) must not exceed tau_start \(0.1\)"):
+        TrainConfig(tau_start=0.1, tau_end=3.0)
+    assert TrainConfig(tau_start=0.5, tau_end=0.5).tau_end == 0.5  # a constant temperature
     with pytest.raises(ValueError, match="threads must be positive or None, got 0"):
         TrainConfig(threads=0)
 

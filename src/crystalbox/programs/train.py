@@ -99,6 +99,11 @@ class TrainConfig:
                 f"temperatures must be positive, got tau_start={self.tau_start}, "
                 f"tau_end={self.tau_end}"
             )
+        elif self.tau_end > self.tau_start:
+            problems.append(
+                f"the temperature schedule anneals, so tau_end ({self.tau_end}) must not exceed "
+                f"tau_start ({self.tau_start}); swap them (equal values keep it constant)"
+            )
         if not self.attention_temperature > 0:
             problems.append(
                 f"attention_temperature must be positive, got {self.attention_temperature}"
