@@ -237,11 +237,8 @@ def train_config_from_args(args: argparse.Namespace, **settings: Any) -> TrainCo
     from crystalbox.programs.train import TrainConfig
 
     published = PUBLISHED.get(args.task)
-    schedule = {
-        name: getattr(args, name)
-        for name in _SCHEDULE_OPTIONS
-        if getattr(args, name, None) is not None
-    }
+    schedule = {name: getattr(args, name) for name in _SCHEDULE_OPTIONS}
+    schedule = {name: value for name, value in schedule.items() if value is not None}
     return TrainConfig(
         epochs=args.epochs if args.epochs is not None else (published.epochs if published else 250),
         lr=args.lr,
