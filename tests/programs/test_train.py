@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from crystalbox.cli.main import main
+from crystalbox.cli.main import build_parser, main
 from crystalbox.errors import CheckpointError
 from crystalbox.programs.checkpoint import load_program, save_program
 from crystalbox.programs.data import make_data
@@ -239,6 +239,21 @@ def test_cli_train_takes_the_schedule_options_into_the_checkpoint(tmp_path: Path
         defaults.tau_start,
         defaults.batch_size,
     )
+
+
+def test_cli_help_states_the_train_config_defaults(capsys):
+    # the parser states them as literals (it does not import torch); keep them in step
+    with pytest.raises(SystemExit):
+        main(["programs", "train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = TrainConfig()
+    assert f"(default {defaults.n_train})" in text and f"default {defaults.batch_size}" in text
+    assert f"first temperature (default {defaults.tau_start})" in text
+    assert f"last temperature (default {defaults.tau_end})" in text
+    assert f"{defaults.sampler} (the paper's, default)" in text
+    assert f"{defaults.lr_schedule} (the paper's, default)" in text
+    args = build_parser().parse_args(["programs", "train", "hist"])
+    assert (args.lr, args.n_val, args.n_test) == (defaults.lr, defaults.n_val, defaults.n_test)
 
 
 def test_cli_train_unknown_task_is_a_clear_error(capsys):
