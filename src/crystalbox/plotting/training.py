@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,13 +14,16 @@ __all__ = ["epoch_temperatures", "training_curve"]
 def epoch_temperatures(tau_start: float, tau_end: float, epochs: int, n: int) -> list[float]:
     """The temperature at the end of each of the first ``n`` epochs of a geometric schedule
     from ``tau_start`` to ``tau_end`` over ``epochs`` epochs (``samplers.TemperatureSchedule``
-    decays per batch; at epoch ends that is the same curve)."""
+    decays per batch; at epoch ends that is the same curve, so it is that schedule per epoch)."""
     if not (tau_start > 0 and tau_end > 0) or epochs < 1:
         raise ValueError(
             f"need positive temperatures and epochs, got {tau_start}, {tau_end}, {epochs}"
         )
-    ratio = math.log(tau_end / tau_start)
-    return [tau_start * math.exp(ratio * min((e + 1) / epochs, 1.0)) for e in range(n)]
+    from crystalbox.programs.samplers import TemperatureSchedule
+
+    # one step per epoch: step e + 1 is the end of epoch e
+    per_epoch = TemperatureSchedule(tau_start, tau_end, n_steps=epochs + 1)
+    return [per_epoch(e + 1) for e in range(n)]
 
 
 def training_curve(
