@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ def load_model(
         raise TypeError(
             f"model must be a hub name, a local folder, an nn.Module or None, not {type(model).__name__}"
         )
+    if _is_program_checkpoint(path):
+        return _from_program_checkpoint(path, tokenizer, device_map, dtype, attn_implementation)
     config = _load_config(path)
     task = _task_of_config(config)
     kwargs: dict[str, Any] = {}
@@ -82,6 +85,33 @@ def _from_module(module: nn.Module, tokenizer: Any | None) -> LoadedModel:
     if tokenizer is None:
         tokenizer = _tokenizer_of(module)
     return LoadedModel(module, tokenizer, _task_of_model(module), type(module).__name__)
+
+
+def _is_program_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a folder written by ``crystalbox.programs.save_program``."""
+    config = Path(path).expanduser() / "config.json"
+    if not config.is_file():
+        return False
+    from crystalbox.programs.checkpoint import FORMAT
+
+    try:
+        return bool(json.loads(config.read_text()).get("format") == FORMAT)
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return False
+
+
+def _from_program_checkpoint(path: str, tokenizer: Any | None, *options: Any) -> LoadedModel:
+    """A Transformer Program checkpoint, seen as a HF model (``programs.transformer_view``)."""
+    if any(option is not None for option in options):
+        raise TypeError(
+            f"{path} is a Transformer Program checkpoint: it loads in float32 on the CPU, so "
+            "device_map, dtype and attn_implementation do not apply; leave them unset (move "
+            "the wrapped model with .to(...) afterwards if needed)"
+        )
+    from crystalbox.programs.transformer_view import as_transformer
+
+    view = as_transformer(path)
+    return LoadedModel(view.model, tokenizer or view.tokenizer, _task_of_model(view.model), path)
 
 
 def _tokenizer_of(module: nn.Module) -> Any:

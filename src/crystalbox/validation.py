@@ -53,7 +53,9 @@ def probe_inputs(loaded: LoadedModel) -> dict[str, torch.Tensor]:
     model, tokenizer = loaded.model, loaded.tokenizer
     device = next(model.parameters()).device
     if tokenizer is not None:
-        ids = tokenizer(PROBE_TEXT, return_tensors="pt")["input_ids"][:, :12]
+        # models whose tokenizer reads no English (programs) name their own probe text
+        text = getattr(model.config, "probe_text", None) or PROBE_TEXT
+        ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :12]
     else:
         vocab = int(getattr(model.config, "vocab_size", 64))
         ids = (torch.arange(8).unsqueeze(0) * 7 + 3) % max(vocab - 4, 1) + 2

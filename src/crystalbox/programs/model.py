@@ -113,15 +113,16 @@ class ProgramLayer(nn.Module):
         mixed = self.config.n_causal_cat_heads or self.config.n_causal_num_heads
         return flags if mixed else self.config.causal
 
-    def _heads_argmax(
+    def selections(
         self, cat: torch.Tensor, num: torch.Tensor, key_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The program: integer reads and ``semantics`` selection, exactly.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the argmax heads select: integer reads and ``semantics`` selection, exactly.
 
-        ``cat [v, b, n, k]`` one-hot, ``num [u, b, n]`` -> ``[hc, b, n, k]``, ``[hn, b, n]``.
+        ``cat [v, b, n, k]`` one-hot, ``num [u, b, n]``, ``key_mask [b, n]`` -> categorical
+        heads' selected key ``[b, hc, q]`` and value read ``[b, hc, n]``, numerical heads'
+        match matrix ``[b, hn, q, n]`` and value read ``[b, hn, n]``.
         """
         values_of = cat.argmax(dim=-1)  # [v, b, n]: value of every categorical variable
-        k = self.config.d_var
 
         def pick(read: torch.Tensor) -> torch.Tensor:  # [h, v] logits -> [b, h, n] values
             return values_of[read.argmax(dim=-1)].transpose(0, 1)
@@ -134,8 +135,6 @@ class ProgramLayer(nn.Module):
             self.causal_mask("cat"),
             mask,
         )  # [b, h, q]
-        copied = aggregate(selected, pick(self.cat_value))  # [b, h, q]
-        head_cat = F.one_hot(copied.transpose(0, 1), k).to(cat.dtype)  # [h, b, n, k]
         match = match_matrix(
             pick(self.num_key),
             pick(self.num_query),
@@ -144,7 +143,17 @@ class ProgramLayer(nn.Module):
             mask,
         )
         values = num[self.num_value.argmax(dim=-1)].transpose(0, 1)  # [b, h, n]
-        head_num = aggregate_sum(match, values).transpose(0, 1)  # [h, b, n]
+        return selected, pick(self.cat_value), match, values
+
+    def _heads_argmax(
+        self, cat: torch.Tensor, num: torch.Tensor, key_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The program's heads: ``cat [v, b, n, k]`` one-hot, ``num [u, b, n]`` ->
+        ``[hc, b, n, k]``, ``[hn, b, n]``."""
+        selected, cat_values, match, num_values = self.selections(cat, num, key_mask)
+        copied = aggregate(selected, cat_values)  # [b, h, q]
+        head_cat = F.one_hot(copied.transpose(0, 1), self.config.d_var).to(cat.dtype)
+        head_num = aggregate_sum(match, num_values).transpose(0, 1)  # [h, b, n]
         return head_cat, head_num
 
     def _heads_soft(
@@ -242,27 +251,26 @@ class ProgramLayer(nn.Module):
         pairs = near[..., 0, :, None] * near[..., 1, None, :]  # [m, r, n_counts, n_counts]
         return torch.bmm(pairs.flatten(2), self.num_mlp_table)
 
-    def forward(
+    def heads(
         self,
         cats: list[torch.Tensor],
         nums: list[torch.Tensor],
         key_mask: torch.Tensor,
         sampler: Sampler,
         tau: float,
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Stream chunks ``cats`` (``[v_i, b, n, k]``), ``nums`` (``[u_i, b, n]``), ``key_mask
-        [b, n]`` -> the chunk lists with this layer's variables appended.
-
-        The stream is variable-major and kept as a list of chunks in variable order, so
-        appending never copies it; a read concatenates the chunks once for one matrix product.
-        """
-        b, n, k = cats[0].shape[1:]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This layer's head outputs ``[hc, b, n, k]``, ``[hn, b, n]`` from the stream chunks
+        ``cats`` (``[v_i, b, n, k]``) and ``nums`` (``[u_i, b, n]``)."""
         if sampler == "argmax":
-            head_cat, head_num = self._heads_argmax(torch.cat(cats), torch.cat(nums), key_mask)
-        else:
-            head_cat, head_num = self._heads_soft(cats, nums, key_mask, sampler, tau)
-        cats = [*cats, head_cat]
-        nums = [*nums, head_num]
+            return self._heads_argmax(torch.cat(cats), torch.cat(nums), key_mask)
+        return self._heads_soft(cats, nums, key_mask, sampler, tau)
+
+    def mlps(
+        self, cats: list[torch.Tensor], nums: list[torch.Tensor], sampler: Sampler, tau: float
+    ) -> torch.Tensor | None:
+        """This layer's MLP outputs ``[mc + mn, b, n, k]`` (categorical MLPs first; None when
+        the layer has none) from stream chunks that include this layer's head outputs."""
+        b, n, k = cats[0].shape[1:]
         new = []
         mc, mn = self.mlp_read.shape[0], self.num_mlp_read.shape[0]
         if mc:
@@ -286,8 +294,30 @@ class ProgramLayer(nn.Module):
                     tau,
                 )
             new.append(out.view(mn, b, n, k))
-        if new:
-            cats.append(torch.cat(new) if len(new) > 1 else new[0])
+        if not new:
+            return None
+        return torch.cat(new) if len(new) > 1 else new[0]
+
+    def forward(
+        self,
+        cats: list[torch.Tensor],
+        nums: list[torch.Tensor],
+        key_mask: torch.Tensor,
+        sampler: Sampler,
+        tau: float,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Stream chunks ``cats`` (``[v_i, b, n, k]``), ``nums`` (``[u_i, b, n]``), ``key_mask
+        [b, n]`` -> the chunk lists with this layer's variables appended.
+
+        The stream is variable-major and kept as a list of chunks in variable order, so
+        appending never copies it; a read concatenates the chunks once for one matrix product.
+        """
+        head_cat, head_num = self.heads(cats, nums, key_mask, sampler, tau)
+        cats = [*cats, head_cat]
+        nums = [*nums, head_num]
+        out = self.mlps(cats, nums, sampler, tau)
+        if out is not None:
+            cats.append(out)
         return cats, nums
 
 
@@ -433,10 +463,12 @@ class ProgramTransformer(nn.Module):
                 f"[{int(tokens.min())}, {int(tokens.max())}]; encode with the model's vocabulary"
             )
 
-    def _streams(
-        self, tokens: torch.Tensor, sampler: Sampler, tau: float
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Final streams as the layers' chunk lists: ``[v_i, b, n, k]``, ``[u_i, b, n]``."""
+    def embed(
+        self, tokens: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """The stream before the first layer for ``tokens [b, n]``: chunks ``[[2, b, n, k]]``
+        (token and position one-hots), ``[[1, b, n]]`` (ones), and the key mask ``[b, n]``
+        (not padding; BOS always a key)."""
         self.check_tokens(tokens)
         tokens = tokens.long()
         b, n = tokens.shape
@@ -446,8 +478,19 @@ class ProgramTransformer(nn.Module):
         positions = torch.arange(n, device=device).expand(b, n)
         cats = [torch.stack([F.one_hot(tokens, k), F.one_hot(positions, k)]).float()]
         nums = [torch.ones(1, b, n, device=device)]
+        return cats, nums, self.key_mask(tokens)
+
+    def key_mask(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Which positions of ``tokens [b, n]`` heads may select: not padding; BOS always."""
         key_mask = tokens != self.config.pad_id
-        key_mask[:, 0] = True  # BOS is always a key
+        key_mask[:, 0] = True
+        return key_mask
+
+    def _streams(
+        self, tokens: torch.Tensor, sampler: Sampler, tau: float
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Final streams as the layers' chunk lists: ``[v_i, b, n, k]``, ``[u_i, b, n]``."""
+        cats, nums, key_mask = self.embed(tokens)
         for layer in self.layers:
             cats, nums = layer(cats, nums, key_mask, sampler, tau)
         return cats, nums

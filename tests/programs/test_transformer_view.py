@@ -1,0 +1,186 @@
+"""A program seen as a HF model: identical to the program, and read by the standardized interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from crystalbox import StandardizedTransformer
+from crystalbox._nnsight import save
+from crystalbox.loading import load_model
+from crystalbox.programs import ProgramTransformer, load_program
+from crystalbox.programs.fast_predict import class_logits, embed_values, run_layer
+from crystalbox.programs.tasks import make_task
+from crystalbox.programs.transformer_view import as_transformer, program_vocab
+from tests.programs.conftest import CLASSES, MODEL_KINDS, VOCAB, random_model, random_tokens
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "docs" / "programs-checkpoints"
+
+
+@dataclass(frozen=True)
+class Vocabularies:
+    name: str = "random"
+    input_vocab: tuple[str, ...] = VOCAB
+    output_vocab: tuple[str, ...] = CLASSES
+
+
+def class_ids(view: object) -> list[int]:
+    vocab = view.tokenizer.get_vocab()  # type: ignore[attr-defined]
+    return [vocab[c] for c in view.model.config.output_vocab]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", list(MODEL_KINDS))
+def test_view_logits_are_the_programs_own(kind: str) -> None:
+    program = random_model(**MODEL_KINDS[kind])  # type: ignore[arg-type]
+    view = as_transformer(program, Vocabularies())
+    tokens = random_tokens()
+    logits = view.model(input_ids=tokens).logits  # [b, n, vocab]
+    ids = class_ids(view)
+    assert logits.shape == (*tokens.shape, len(VOCAB) + len(CLASSES))
+    assert torch.equal(logits[..., ids], program(tokens))  # bit for bit
+    others = [i for i in range(logits.shape[-1]) if i not in ids]
+    assert (logits[..., others] == torch.finfo(logits.dtype).min).all()
+    assert torch.equal(logits.argmax(-1), torch.tensor(ids)[program.predict(tokens)])
+    expected = "ProgramForCausalLM" if program.config.causal else "ProgramForMaskedLM"
+    assert type(view.model).__name__ == expected
+
+
+def test_view_shares_the_programs_parameters() -> None:
+    program = random_model(causal=False)
+    view = as_transformer(program, Vocabularies())
+    shared = {id(p) for p in program.parameters()}
+    assert {id(p) for p in view.model.parameters()} == shared
+
+
+@pytest.mark.parametrize("name", ["sort", "most_freq", "dyck2", "icl"])
+def test_committed_checkpoints_through_the_view(name: str) -> None:
+    loaded = load_program(CHECKPOINTS / name)
+    view = as_transformer(CHECKPOINTS / name)
+    tokens = torch.as_tensor(_some_inputs(name))
+    assert torch.equal(
+        view.model(input_ids=tokens).logits[..., class_ids(view)], loaded.model(tokens)
+    )
+
+
+def _some_inputs(name: str) -> list[list[int]]:
+    from crystalbox.programs.data import make_data
+
+    return make_data(make_task(name), 0, 200, 20, 20).test.inputs.tolist()
+
+
+@pytest.fixture(scope="module", params=["bidirectional", "causal", "tables"])
+def standardized(
+    request: pytest.FixtureRequest,
+) -> tuple[StandardizedTransformer, ProgramTransformer]:
+    program = random_model(**MODEL_KINDS[request.param])  # type: ignore[arg-type]
+    view = as_transformer(program, Vocabularies())
+    return StandardizedTransformer(view.model, tokenizer=view.tokenizer), program
+
+
+def test_validation_passes_on_the_view(
+    standardized: tuple[StandardizedTransformer, ProgramTransformer],
+) -> None:
+    model, program = standardized
+    report = model.validate()
+    assert report.ok, report.table()
+    assert model.arch.source == "registered"
+    assert model.kind == ("causal" if program.config.causal else "masked")
+    assert model.num_heads == program.config.n_cat_heads
+    assert model.vocab_size == len(VOCAB) + len(CLASSES)
+
+
+def test_attention_probabilities_are_the_selections(
+    standardized: tuple[StandardizedTransformer, ProgramTransformer],
+) -> None:
+    model, program = standardized
+    text = "a b a c d d b"
+    tokens = model.tokenizer(text, return_tensors="pt")["input_ids"]
+    with model.trace(text):
+        p0 = save(model.attention_probabilities[0])
+        p1 = save(model.attention_probabilities[1])
+        p2 = save(model.attention_probabilities[2])
+    probs = [p0, p1, p2]
+    cats, nums, key_mask = program.embed(tokens)
+    for i, layer in enumerate(program.layers):
+        selected = layer.selections(torch.cat(cats), torch.cat(nums), key_mask)[0]
+        expected = torch.nn.functional.one_hot(selected, tokens.shape[1]).float()
+        assert torch.equal(probs[i], expected)
+        cats, nums = layer(cats, nums, key_mask, "argmax", 1.0)
+
+
+def test_logit_lens_scores_the_variables_written_so_far(
+    standardized: tuple[StandardizedTransformer, ProgramTransformer],
+) -> None:
+    """Projecting layer i's output is the classifier over the variables up to layer i."""
+    model, program = standardized
+    text = "b b c a"
+    tokens = model.tokenizer(text, return_tensors="pt")["input_ids"]
+    with model.trace(text):
+        h0 = save(model.layers_output[0])
+        h1 = save(model.layers_output[1])
+        h2 = save(model.layers_output[2])
+    hidden = [h0, h1, h2]
+    ids = class_ids(as_transformer(program, Vocabularies()))
+    values = embed_values(program, tokens)
+    for i, layer in enumerate(program.layers):
+        values = run_layer(program, layer, values)
+        lens = model.project_on_vocab(hidden[i])[..., ids]
+        assert torch.allclose(lens.double(), class_logits(program, values), atol=1e-4)
+
+
+def test_writing_attention_changes_what_a_head_copies(
+    standardized: tuple[StandardizedTransformer, ProgramTransformer],
+) -> None:
+    """A head made to select BOS everywhere copies its value variable at BOS."""
+    model, program = standardized
+    text = "a b c d"
+    n = len(text.split()) + 1
+    bos = torch.zeros(1, program.config.n_cat_heads, n, n)
+    bos[..., 0] = 1.0
+    with model.trace(text):
+        model.attention_probabilities[0] = bos
+        written = save(model.attentions_output[0])
+    tokens = model.tokenizer(text, return_tensors="pt")["input_ids"]
+    cats, nums, key_mask = program.embed(tokens)
+    cat_values = program.layers[0].selections(torch.cat(cats), torch.cat(nums), key_mask)[1]
+    k = program.config.d_var
+    for h in range(program.config.n_cat_heads):
+        slot = written[0, :, (2 + h) * k : (3 + h) * k]  # [pos, k]: head h's variable
+        assert torch.equal(slot.argmax(-1), cat_values[0, h, 0].expand(n))
+
+
+def test_checkpoint_folder_loads_as_a_standardized_model() -> None:
+    loaded = load_model(CHECKPOINTS / "sort")
+    assert type(loaded.model).__name__ == "ProgramForMaskedLM" and loaded.task == "masked"
+    model = StandardizedTransformer(str(CHECKPOINTS / "sort"))
+    with model.trace("3 1 2 2 0"):
+        logits = save(model.logits)
+    predicted = model.tokenizer.convert_ids_to_tokens(logits[0].argmax(-1).tolist())
+    assert predicted[1:6] == ["0", "1", "2", "2", "3"]
+
+
+def test_vocabulary_puts_input_tokens_first() -> None:
+    assert program_vocab(Vocabularies()) == [*VOCAB, *CLASSES]
+    task = make_task("sort")
+    assert program_vocab(task) == list(task.input_vocab)  # its classes are all input tokens
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    program = random_model(causal=False)
+    view = as_transformer(program, Vocabularies())
+    with pytest.raises(ValueError, match="'z' is not in the program's vocabulary"):
+        view.tokenizer("a z b")
+    too_long = view.tokenizer("a b c d a b c d a", return_tensors="pt")["input_ids"]
+    with pytest.raises(ValueError, match="exceeds the model's context"):
+        view.model(input_ids=too_long)
+    with pytest.raises(TypeError, match="pass task="):
+        as_transformer(program)
+    with pytest.raises(ValueError, match="pass the task the program was trained on"):
+        as_transformer(program, make_task("sort"))
+    with pytest.raises(TypeError, match="not int"):
+        as_transformer(3)
+    with pytest.raises(TypeError, match="device_map, dtype and attn_implementation"):
+        load_model(CHECKPOINTS / "sort", dtype=torch.float16)
