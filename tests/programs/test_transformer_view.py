@@ -152,6 +152,24 @@ def test_writing_attention_changes_what_a_head_copies(
         assert torch.equal(slot.argmax(-1), cat_values[0, h, 0].expand(n))
 
 
+EVERY_CHECKPOINT = sorted(
+    [*CHECKPOINTS.iterdir(), *(CHECKPOINTS.parent / "programs-checkpoints-polished").iterdir()]
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    EVERY_CHECKPOINT,
+    ids=[
+        f"{'polished' if 'polished' in p.parent.name else 'trained'}-{p.name}"
+        for p in EVERY_CHECKPOINT
+    ],
+)
+def test_every_committed_checkpoint_validates_through_the_interface(path: Path) -> None:
+    report = StandardizedTransformer(str(path)).validate()
+    assert report.ok, report.table()
+
+
 def test_checkpoint_folder_loads_as_a_standardized_model() -> None:
     loaded = load_model(CHECKPOINTS / "sort")
     assert type(loaded.model).__name__ == "ProgramForMaskedLM" and loaded.task == "masked"
@@ -184,3 +202,13 @@ def test_bad_input_is_a_clear_error() -> None:
         as_transformer(3)
     with pytest.raises(TypeError, match="device_map, dtype and attn_implementation"):
         load_model(CHECKPOINTS / "sort", dtype=torch.float16)
+
+
+def test_logit_lens_method_reads_a_program() -> None:
+    """The methods library runs unchanged: the last layer's lens is the program's output."""
+    from crystalbox.methods.lens import logit_lens
+
+    model = StandardizedTransformer(str(CHECKPOINTS / "sort"))
+    result = logit_lens(model, "3 1 4 2 0")
+    last = [top[0] for top in result.top_strings[0][-1]]
+    assert last[1:6] == ["0", "1", "2", "3", "4"]

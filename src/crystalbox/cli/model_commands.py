@@ -51,7 +51,8 @@ def _model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="hub name, local folder, or 'smollm2-135m' (default: the embedded SmolLM2-135M)",
+        help="hub name, local folder (a HF model or a programs checkpoint), or 'smollm2-135m' "
+        "(default: the embedded SmolLM2-135M)",
     )
 
 

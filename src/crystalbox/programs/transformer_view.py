@@ -349,12 +349,15 @@ class ProgramClassifier(nn.Module):
         self.register_buffer("class_ids", torch.tensor(class_ids), persistent=False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        cat, num = self.layout.read(hidden, self.layout.n_cat, self.layout.n_num)
-        scores = self._program[0]._classify([cat], [num])  # [b, n, classes]
+        """``hidden [..., d_model]`` (any leading axes, as a lens passes them) -> ``[..., vocab]``."""
+        lead = hidden.shape[:-1]
+        flat = hidden.reshape(-1, 1, hidden.shape[-1])  # [b, 1, d_model]
+        cat, num = self.layout.read(flat, self.layout.n_cat, self.layout.n_num)
+        scores = self._program[0]._classify([cat], [num])  # [b, 1, classes]
         logits = scores.new_full(
             (*scores.shape[:2], self.vocab_size), torch.finfo(scores.dtype).min
         )
-        return logits.index_copy(-1, self.class_ids, scores)
+        return logits.index_copy(-1, self.class_ids, scores).view(*lead, self.vocab_size)
 
 
 class ProgramBody(nn.Module):
