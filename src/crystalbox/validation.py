@@ -231,7 +231,8 @@ def _head_check(model: StandardizedTransformer, inputs: dict[str, torch.Tensor])
         return CheckResult(
             name,
             True,
-            f"not checked: {readable} layers with per-head access, none with probabilities",
+            f"not checked: {readable} layers with per-head outputs, none with both "
+            "probabilities and a value projection",
         )
     values, probs, outputs = [], [], []
     with torch.no_grad(), model.trace(dict(inputs)):

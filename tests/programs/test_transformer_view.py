@@ -52,7 +52,12 @@ def test_view_shares_the_programs_parameters() -> None:
     program = random_model(causal=False)
     view = as_transformer(program, Vocabularies())
     shared = {id(p) for p in program.parameters()}
-    assert {id(p) for p in view.model.parameters()} == shared
+    trainable = {id(p) for p in view.model.parameters() if p.requires_grad}
+    assert trainable == shared  # the rest: each attention's fixed o_proj placement
+    with torch.no_grad():
+        program.classifier_cat.zero_()
+    logits = view.model(input_ids=random_tokens()).logits[..., class_ids(view)]
+    assert torch.equal(logits, program(random_tokens()))  # an edit shows in the view
 
 
 @pytest.mark.parametrize("name", ["sort", "most_freq", "dyck2", "icl"])
@@ -212,3 +217,17 @@ def test_logit_lens_method_reads_a_program() -> None:
     result = logit_lens(model, "3 1 4 2 0")
     last = [top[0] for top in result.top_strings[0][-1]]
     assert last[1:6] == ["0", "1", "2", "3", "4"]
+
+
+def test_head_patching_finds_the_icl_programs_induction_head() -> None:
+    """Per-head outputs are readable and writable: patching one head of the committed icl
+    program recovers the answer (the other variables still read the corrupted token, so the
+    logit difference is not exactly the clean one), patching any other head nothing."""
+    from crystalbox.methods.patching import activation_patching
+
+    model = StandardizedTransformer(str(CHECKPOINTS / "icl"))
+    result = activation_patching(model, "a 1 b 2 a", "a 1 b 2 b", component="heads")
+    recovered = result.normalized()  # [layers, heads]: 1 = the clean answer back
+    assert recovered[1, 0] > 0.99
+    recovered[1, 0] = 0.0
+    assert recovered.abs().max() == 0.0

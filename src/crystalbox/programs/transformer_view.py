@@ -278,8 +278,9 @@ class ProgramEmbedding(nn.Module):
 
 
 class ProgramAttention(nn.Module):
-    """One layer's heads: categorical heads through one-hot attention probabilities
-    ``[b, heads, q, k]``, numerical heads counting; writes their variables' slots."""
+    """One layer's heads: categorical heads copy through one-hot attention probabilities
+    ``[b, heads, q, k]`` into per-head outputs ``[b, q, heads * k]``, which ``o_proj`` (a fixed
+    0/1 matrix) places into their variables' slots; numerical heads count and write theirs."""
 
     def __init__(self, layer: ProgramLayer, index: int, layout: StreamLayout) -> None:
         super().__init__()
@@ -289,21 +290,27 @@ class ProgramAttention(nn.Module):
         self.num_heads = config.n_cat_heads
         self.is_causal = config.causal
         self.cat_from, self.num_from = n_cat_before(config, index), n_num_before(config, index)
+        k, heads = layout.k, config.n_cat_heads
+        self.o_proj = nn.Linear(heads * k, layout.d_model, bias=False)
+        placement = torch.zeros(layout.d_model, heads * k)
+        placement[self.cat_from * k : (self.cat_from + heads) * k].copy_(torch.eye(heads * k))
+        self.o_proj.weight.data.copy_(placement)
+        self.o_proj.weight.requires_grad_(False)  # structure, not a parameter of the program
 
     def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         layer = self._layer[0]
         cat, num = self.layout.read(hidden, self.cat_from, self.num_from)
         selected, cat_values, match, num_values = layer.selections(cat, num, key_mask)
         b, hc, n = cat_values.shape
-        head_cat = None
-        if hc:
-            scores = hidden.new_full((b, hc, n, n), float("-inf"))
-            scores.scatter_(-1, selected.unsqueeze(-1), 0.0)
-            probs = torch.softmax(scores, dim=-1)  # [b, heads, q, k]: the selection, one-hot
-            copied = probs @ F.one_hot(cat_values, self.layout.k).to(probs.dtype)
-            head_cat = copied.permute(1, 0, 2, 3)  # [heads, b, q, k]
         head_num = aggregate_sum(match, num_values).transpose(0, 1)  # [heads, b, q]
-        return self.layout.write(hidden, head_cat, self.cat_from, head_num, self.num_from)
+        out = self.layout.write(hidden, None, 0, head_num, self.num_from)
+        if not hc:
+            return out
+        scores = hidden.new_full((b, hc, n, n), float("-inf"))
+        scores.scatter_(-1, selected.unsqueeze(-1), 0.0)
+        probs = torch.softmax(scores, dim=-1)  # [b, heads, q, k]: the selection, one-hot
+        copied = probs @ F.one_hot(cat_values, self.layout.k).to(probs.dtype)  # [b, h, q, k]
+        return out + self.o_proj(copied.transpose(1, 2).flatten(2))  # exact: 0/1 products
 
 
 class ProgramMLP(nn.Module):

@@ -20,7 +20,8 @@ PROGRAM = ArchSpec(
         "over the stream, scoring its output classes (other tokens score the lowest float)",
         "attention probabilities are the categorical heads' selections (one-hot rows); "
         "numerical heads count matches and appear only in the attention output",
-        "no per-head projections: each head writes its own variable's slots",
+        "per-head outputs: o_proj is a fixed 0/1 placement of the categorical heads' copied "
+        "one-hots; no q/k/v projections (heads read variables by argmax)",
     ),
 )
 
