@@ -199,6 +199,9 @@ def test_bad_input_is_a_clear_error() -> None:
     too_long = view.tokenizer("a b c d a b c d a", return_tensors="pt")["input_ids"]
     with pytest.raises(ValueError, match="exceeds the model's context"):
         view.model(input_ids=too_long)
+    output_only = torch.tensor([[1, 2, len(VOCAB)]])  # "0": a class, not an input token
+    with pytest.raises(ValueError, match="'0' is an output class of the program"):
+        view.model(input_ids=output_only)
     with pytest.raises(TypeError, match="pass task="):
         as_transformer(program)
     with pytest.raises(ValueError, match="pass the task the program was trained on"):
@@ -231,3 +234,27 @@ def test_head_patching_finds_the_icl_programs_induction_head() -> None:
     assert recovered[1, 0] > 0.99
     recovered[1, 0] = 0.0
     assert recovered.abs().max() == 0.0
+
+
+def test_collection_fingerprints_programs_by_their_parameters() -> None:
+    """A program's embedding has no weight: the collection fingerprint hashes its parameters,
+    so two programs of the same task and shape never share a fingerprint."""
+    from crystalbox.methods.collection import model_identity
+
+    task = make_task("most_freq")
+    first = StandardizedTransformer(str(CHECKPOINTS / "most_freq"))
+    view = as_transformer(
+        load_program(CHECKPOINTS.parent / "programs-checkpoints-polished" / "most_freq")
+    )
+    second = StandardizedTransformer(view.model, tokenizer=view.tokenizer)
+    assert view.model.config.task_name == task.name
+    one, two = model_identity(first), model_identity(second)
+    assert one["hidden_size"] == two["hidden_size"] and one["fingerprint"] != two["fingerprint"]
+
+
+def test_attribution_patching_refuses_a_program() -> None:
+    from crystalbox.methods.attribution import attribution_patching
+
+    model = StandardizedTransformer(str(CHECKPOINTS / "icl"))
+    with pytest.raises(ValueError, match="use exact activation patching"):
+        attribution_patching(model, "a 1 b 2 a", "a 1 b 2 b")

@@ -116,7 +116,10 @@ def register(subparsers: Any) -> None:
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default=None, help="hub name, local folder (default: the embedded SmolLM2-135M)"
+        "--model",
+        default=None,
+        help="hub name, local folder (a HF model or a programs checkpoint) (default: the "
+        "embedded SmolLM2-135M)",
     )
 
 

@@ -81,6 +81,14 @@ def attribution_patching(
         raise ValueError(
             "the metric's value does not depend on the logits with gradients; use torch ops on them"
         )
+    if not all(act.requires_grad for act in acts):
+        raise ValueError(
+            f"attribution patching needs gradients with respect to the {comp} activations, and "
+            "this model's carry none: no parameter before them requires a gradient. Unfreeze a "
+            "frozen model (model.hf_model.requires_grad_(True)); for a Transformer Program, "
+            "whose components are discrete, use exact activation patching "
+            "(activation_patching, `crystalbox patch`)"
+        )
     grads = torch.autograd.grad(score, acts, allow_unused=True)
     clean_score = float(metric(clean_last)[0])
     corrupted_score = float(score.detach())

@@ -61,10 +61,17 @@ class CollectionSummary:
 
 
 def model_identity(model: StandardizedTransformer) -> dict[str, Any]:
-    """Name, shape and a weight fingerprint (sha256 of the first embedding rows)."""
+    """Name, shape and a weight fingerprint: sha256 of the first embedding rows, or, for a
+    model whose embedding has no weight (a Transformer Program's one-hots), of the first
+    values of every parameter."""
     config = model.hf_model.config
-    embed: torch.Tensor = model.hf_model.get_input_embeddings().weight  # type: ignore[operator]
-    sample = embed[: min(64, embed.shape[0])].detach().float().cpu().contiguous().numpy().tobytes()
+    embedding = model.hf_model.get_input_embeddings()  # type: ignore[operator]
+    embed = getattr(embedding, "weight", None)
+    if isinstance(embed, torch.Tensor):
+        tensors = [embed[: min(64, embed.shape[0])]]
+    else:
+        tensors = [p.flatten()[:4096] for p in model.hf_model.parameters()]
+    sample = b"".join(t.detach().float().cpu().contiguous().numpy().tobytes() for t in tensors)
     return {
         "name": str(getattr(config, "_name_or_path", "") or type(model.hf_model).__name__),
         "model_type": model.arch.model_type,

@@ -81,6 +81,13 @@ class ProgramHFConfig(PreTrainedConfig):
 
 
 @dataclass(frozen=True)
+class _Named:
+    name: str
+    input_vocab: tuple[str, ...]
+    output_vocab: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TransformerView:
     """A program as a HF model (``model``) with a word-level ``tokenizer`` for its tokens."""
 
@@ -388,9 +395,9 @@ class _ProgramModel(PreTrainedModel):
     def __init__(self, config: ProgramHFConfig, program: ProgramTransformer) -> None:
         super().__init__(config)
         layout = StreamLayout.of(program.config)
-        vocab = [*(config.input_vocab or []), *(
-            t for t in (config.output_vocab or []) if t not in (config.input_vocab or [])
-        )]  # fmt: skip
+        vocab = program_vocab(_Named(config.task_name, tuple(config.input_vocab or ()),
+                                     tuple(config.output_vocab or ())))  # fmt: skip
+        self.vocab = vocab
         self.program = program  # the one owner of the parameters (never called itself)
         self.model = ProgramBody(program, layout)
         self.lm_head = ProgramClassifier(
@@ -405,11 +412,24 @@ class _ProgramModel(PreTrainedModel):
     ) -> MaskedLMOutput:
         """Logits ``[b, n, vocab]``; padding is read from the pad token (as the program does),
         not from ``attention_mask``."""
+        self._check_inputs(input_ids)
         key_mask = self.program.key_mask(input_ids)
         hidden = self.model.embed_tokens(input_ids)
         for block in self.model.layers:
             hidden = block(hidden, key_mask)
         return MaskedLMOutput(logits=self.lm_head(self.model.norm(hidden)))
+
+    def _check_inputs(self, input_ids: torch.Tensor) -> None:
+        """``ValueError`` for an output-only class given as input (other ids: the program's
+        own checks)."""
+        n_inputs = self.program.config.vocab_size
+        outputs_only = input_ids[(input_ids >= n_inputs) & (input_ids < len(self.vocab))]
+        if outputs_only.numel():
+            raise ValueError(
+                f"token {self.vocab[int(outputs_only[0])]!r} is an output class of the program, "
+                f"not an input token; it reads only {self.vocab[:n_inputs]} (generation ends "
+                "where the program predicts a class that is not an input token)"
+            )
 
 
 class ProgramForMaskedLM(_ProgramModel):
