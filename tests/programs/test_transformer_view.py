@@ -202,6 +202,8 @@ def test_bad_input_is_a_clear_error() -> None:
     output_only = torch.tensor([[1, 2, len(VOCAB)]])  # "0": a class, not an input token
     with pytest.raises(ValueError, match="'0' is an output class of the program"):
         view.model(input_ids=output_only)
+    with pytest.raises(NotImplementedError, match="save_program"):
+        view.model.save_pretrained("anywhere")
     with pytest.raises(TypeError, match="pass task="):
         as_transformer(program)
     with pytest.raises(ValueError, match="pass the task the program was trained on"):
@@ -258,3 +260,16 @@ def test_attribution_patching_refuses_a_program() -> None:
     model = StandardizedTransformer(str(CHECKPOINTS / "icl"))
     with pytest.raises(ValueError, match="use exact activation patching"):
         attribution_patching(model, "a 1 b 2 a", "a 1 b 2 b")
+
+
+def test_the_program_circuits_example_finds_the_induction_head(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import runpy
+
+    example = runpy.run_path(str(CHECKPOINTS.parents[1] / "examples" / "program_circuits.py"))
+    example["main"]()
+    out = capsys.readouterr().out
+    assert "validation of crystalbox_program: PASS" in out
+    assert "layer 1 head 0 recovers 1.000 of the answer" in out
+    assert "key: ['<s>', 'a', '<s>', '<s>', '<s>', '1']" in out

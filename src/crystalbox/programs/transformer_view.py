@@ -407,6 +407,14 @@ class _ProgramModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Nothing to initialise: every parameter is the trained program's."""
 
+    def save_pretrained(self, *_: Any, **__: Any) -> None:
+        """Refused: a view is not saved as a HF model (it could not be loaded back)."""
+        raise NotImplementedError(
+            "a program's transformer view is not saved as a HuggingFace model; save the program "
+            "with crystalbox.programs.save_program (a LoadedProgram with save_loaded): its "
+            "checkpoint folder loads back as this view with StandardizedTransformer(FOLDER)"
+        )
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
     ) -> MaskedLMOutput:
