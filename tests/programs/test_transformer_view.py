@@ -97,17 +97,21 @@ def test_validation_passes_on_the_view(
     assert model.vocab_size == len(VOCAB) + len(CLASSES)
 
 
+def per_layer(model: StandardizedTransformer, accessor: str, text: str) -> list[torch.Tensor]:
+    """The three layers' values of ``accessor`` (e.g. ``layers_output``) on ``text``."""
+    values = getattr(model, accessor)
+    with model.trace(text):
+        first, second, third = save(values[0]), save(values[1]), save(values[2])
+    return [first, second, third]
+
+
 def test_attention_probabilities_are_the_selections(
     standardized: tuple[StandardizedTransformer, ProgramTransformer],
 ) -> None:
     model, program = standardized
     text = "a b a c d d b"
     tokens = model.tokenizer(text, return_tensors="pt")["input_ids"]
-    with model.trace(text):
-        p0 = save(model.attention_probabilities[0])
-        p1 = save(model.attention_probabilities[1])
-        p2 = save(model.attention_probabilities[2])
-    probs = [p0, p1, p2]
+    probs = per_layer(model, "attention_probabilities", text)
     cats, nums, key_mask = program.embed(tokens)
     for i, layer in enumerate(program.layers):
         selected = layer.selections(torch.cat(cats), torch.cat(nums), key_mask)[0]
@@ -123,11 +127,7 @@ def test_logit_lens_scores_the_variables_written_so_far(
     model, program = standardized
     text = "b b c a"
     tokens = model.tokenizer(text, return_tensors="pt")["input_ids"]
-    with model.trace(text):
-        h0 = save(model.layers_output[0])
-        h1 = save(model.layers_output[1])
-        h2 = save(model.layers_output[2])
-    hidden = [h0, h1, h2]
+    hidden = per_layer(model, "layers_output", text)
     ids = class_ids(as_transformer(program, Vocabularies()))
     values = embed_values(program, tokens)
     for i, layer in enumerate(program.layers):
