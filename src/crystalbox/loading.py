@@ -55,7 +55,12 @@ def load_model(
             f"model must be a hub name, a local folder, an nn.Module or None, not {type(model).__name__}"
         )
     if _is_program_checkpoint(path):
-        return _from_program_checkpoint(path, tokenizer, device_map, dtype, attn_implementation)
+        options = {
+            "device_map": device_map,
+            "dtype": dtype,
+            "attn_implementation": attn_implementation,
+        }
+        return _from_program_checkpoint(path, tokenizer, options)
     config = _load_config(path)
     task = _task_of_config(config)
     kwargs: dict[str, Any] = {}
@@ -100,13 +105,17 @@ def _is_program_checkpoint(path: str) -> bool:
         return False
 
 
-def _from_program_checkpoint(path: str, tokenizer: Any | None, *options: Any) -> LoadedModel:
-    """A Transformer Program checkpoint, seen as a HF model (``programs.transformer_view``)."""
-    if any(option is not None for option in options):
+def _from_program_checkpoint(
+    path: str, tokenizer: Any | None, options: dict[str, Any]
+) -> LoadedModel:
+    """A Transformer Program checkpoint, seen as a HF model (``programs.transformer_view``);
+    ``TypeError`` for any of the HF loading ``options`` given."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
         raise TypeError(
             f"{path} is a Transformer Program checkpoint: it loads in float32 on the CPU, so "
-            "device_map, dtype and attn_implementation do not apply; leave them unset (move "
-            "the wrapped model with .to(...) afterwards if needed)"
+            f"{', '.join(given)} does not apply; leave it unset (move the wrapped model with "
+            ".to(...) afterwards if needed)"
         )
     from crystalbox.programs.transformer_view import as_transformer
 

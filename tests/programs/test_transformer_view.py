@@ -186,9 +186,11 @@ def test_checkpoint_folder_loads_as_a_standardized_model() -> None:
 
 
 def test_vocabulary_puts_input_tokens_first() -> None:
-    assert program_vocab(Vocabularies()) == [*VOCAB, *CLASSES]
+    assert program_vocab(VOCAB, CLASSES) == [*VOCAB, *CLASSES]
     task = make_task("sort")
-    assert program_vocab(task) == list(task.input_vocab)  # its classes are all input tokens
+    assert program_vocab(task.input_vocab, task.output_vocab) == list(
+        task.input_vocab
+    )  # its classes are all input tokens
 
 
 def test_bad_input_is_a_clear_error() -> None:
@@ -210,7 +212,7 @@ def test_bad_input_is_a_clear_error() -> None:
         as_transformer(program, make_task("sort"))
     with pytest.raises(TypeError, match="not int"):
         as_transformer(3)
-    with pytest.raises(TypeError, match="device_map, dtype and attn_implementation"):
+    with pytest.raises(TypeError, match="dtype does not apply"):
         load_model(CHECKPOINTS / "sort", dtype=torch.float16)
 
 

@@ -25,6 +25,7 @@ does not import it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -81,13 +82,6 @@ class ProgramHFConfig(PreTrainedConfig):
 
 
 @dataclass(frozen=True)
-class _Named:
-    name: str
-    input_vocab: tuple[str, ...]
-    output_vocab: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class TransformerView:
     """A program as a HF model (``model``) with a word-level ``tokenizer`` for its tokens."""
 
@@ -121,7 +115,7 @@ def as_transformer(source: Any, task: _Vocabularies | None = None) -> Transforme
             f"or a ProgramTransformer with task=..., not {type(source).__name__}"
         )
     _check_vocabularies(program.config, info)
-    vocab = program_vocab(info)
+    vocab = program_vocab(info.input_vocab, info.output_vocab)
     config = ProgramHFConfig(
         program=program.config.to_dict(),
         input_vocab=list(info.input_vocab),
@@ -161,9 +155,9 @@ def _probe_text(info: _Vocabularies, n_ctx: int) -> str:
     return " ".join(symbols[i % len(symbols)] for i in range(room))
 
 
-def program_vocab(info: _Vocabularies) -> list[str]:
+def program_vocab(input_vocab: Sequence[str], output_vocab: Sequence[str]) -> list[str]:
     """The view's vocabulary: input tokens (same ids as the program's), then output-only ones."""
-    return [*info.input_vocab, *(t for t in info.output_vocab if t not in info.input_vocab)]
+    return [*input_vocab, *(t for t in output_vocab if t not in input_vocab)]
 
 
 def program_tokenizer(info: _Vocabularies) -> PreTrainedTokenizerFast:
@@ -171,7 +165,7 @@ def program_tokenizer(info: _Vocabularies) -> PreTrainedTokenizerFast:
     the task has one) and pads on the right, as the program's data are encoded."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
-    vocab = program_vocab(info)
+    vocab = program_vocab(info.input_vocab, info.output_vocab)
     ids = {token: i for i, token in enumerate(vocab)}
     backend = Tokenizer(models.WordLevel(ids, unk_token=None))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -353,8 +347,13 @@ class ProgramBlock(nn.Module):
 class ProgramClassifier(nn.Module):
     """The program's linear classifier over the whole stream, scattered onto the vocabulary."""
 
-    def __init__(self, program: ProgramTransformer, layout: StreamLayout, vocab_size: int,
-                 class_ids: list[int]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        program: ProgramTransformer,
+        layout: StreamLayout,
+        vocab_size: int,
+        class_ids: list[int],
+    ) -> None:
         super().__init__()
         self._program = [program]
         self.layout = layout
@@ -395,8 +394,7 @@ class _ProgramModel(PreTrainedModel):
     def __init__(self, config: ProgramHFConfig, program: ProgramTransformer) -> None:
         super().__init__(config)
         layout = StreamLayout.of(program.config)
-        vocab = program_vocab(_Named(config.task_name, tuple(config.input_vocab or ()),
-                                     tuple(config.output_vocab or ())))  # fmt: skip
+        vocab = program_vocab(config.input_vocab or [], config.output_vocab or [])
         self.vocab = vocab
         self.program = program  # the one owner of the parameters (never called itself)
         self.model = ProgramBody(program, layout)
