@@ -54,10 +54,12 @@ def test_view_shares_the_programs_parameters() -> None:
     shared = {id(p) for p in program.parameters()}
     trainable = {id(p) for p in view.model.parameters() if p.requires_grad}
     assert trainable == shared  # the rest: each attention's fixed o_proj placement
+    before = view.model(input_ids=random_tokens()).logits[..., class_ids(view)]
     with torch.no_grad():
-        program.classifier_cat.zero_()
-    logits = view.model(input_ids=random_tokens()).logits[..., class_ids(view)]
-    assert torch.equal(logits, program(random_tokens()))  # an edit shows in the view
+        program.layers[0].cat_pred.mul_(-1.0)  # another program: other key values selected
+    after = view.model(input_ids=random_tokens()).logits[..., class_ids(view)]
+    assert not torch.equal(after, before)
+    assert torch.equal(after, program(random_tokens()))  # the edit shows in the view
 
 
 @pytest.mark.parametrize("name", ["sort", "most_freq", "dyck2", "icl"])
