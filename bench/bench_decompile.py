@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from _timing import median_seconds
 from crystalbox.programs.checkpoint import load_program, save_program
 from crystalbox.programs.data import make_data
 from crystalbox.programs.decompile import ProgramMismatchError, decompile, execute, load_source
@@ -92,15 +91,6 @@ def train_short(name: str, seconds: float, out: Path) -> Path:
     epochs = max(1, int(seconds / max(time.perf_counter() - started, 1e-3)))
     trained = probe if epochs == 1 else train(epochs)
     return save_program(trained, out / name)
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_one(name: str, path: Path, programs_dir: Path, repeats: int) -> dict[str, Any]:

@@ -21,20 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
+from _timing import median_seconds
 from crystalbox import StandardizedTransformer, _nnsight
 
 PROMPT_WORDS = 32
-
-
-def _median_ms(fn, runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def overhead(runs: int) -> None:
@@ -57,8 +47,8 @@ def overhead(runs: int) -> None:
     # interleave the two measurements so drift in machine load hits both alike
     plain_ms, traced_ms = [], []
     for _ in range(3):
-        plain_ms.append(_median_ms(plain, runs // 3 + 1))
-        traced_ms.append(_median_ms(traced, runs // 3 + 1))
+        plain_ms.append(1000 * median_seconds(plain, runs // 3 + 1, warmup=3))
+        traced_ms.append(1000 * median_seconds(traced, runs // 3 + 1, warmup=3))
     p, t = statistics.median(plain_ms), statistics.median(traced_ms)
     print(
         f"threads {torch.get_num_threads()}, {PROMPT_WORDS} tokens, {3 * (runs // 3 + 1)} runs each"

@@ -17,23 +17,14 @@ import os
 import resource
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from _timing import median_seconds
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def _median_time(func: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _peak_rss_mb() -> float:
@@ -80,7 +71,7 @@ def bench_lens(model: Any, repeats: int) -> dict[str, float]:
 
     forward(), lens_last(), lens_all()  # warm up
     runs = [
-        (_median_time(forward, 1), _median_time(lens_last, 1), _median_time(lens_all, 1))
+        (median_seconds(forward, 1), median_seconds(lens_last, 1), median_seconds(lens_all, 1))
         for _ in range(repeats)
     ]
     fwd = statistics.median(r[0] for r in runs)
@@ -127,7 +118,7 @@ def bench_collection(model: Any, repeats: int) -> dict[str, float]:
             )
 
     forward(), collect()
-    pairs = [(_median_time(forward, 1), _median_time(collect, 1)) for _ in range(repeats)]
+    pairs = [(median_seconds(forward, 1), median_seconds(collect, 1)) for _ in range(repeats)]
     fwd = statistics.median(p[0] for p in pairs)
     col = statistics.median(p[1] for p in pairs)
     return {
@@ -147,10 +138,10 @@ def bench_patching(model: Any, repeats: int) -> dict[str, float]:
     clean, corrupted = "The capital of France is", "The capital of Italy is"
     result = activation_patching(model, clean, corrupted, metric=metric)
     patches = result.scores.numel()
-    exact = _median_time(
+    exact = median_seconds(
         lambda: activation_patching(model, clean, corrupted, metric=metric), repeats
     )
-    attribution = _median_time(
+    attribution = median_seconds(
         lambda: attribution_patching(model, clean, corrupted, metric=metric), repeats
     )
     return {

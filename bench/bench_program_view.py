@@ -11,28 +11,16 @@ one thread); and that the view's class logits equal the program's bit for bit.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import torch
 
+from _timing import median_seconds
 from crystalbox import StandardizedTransformer
 from crystalbox._nnsight import save
 from crystalbox.programs import checkpoint_data, load_program
 from crystalbox.programs.transformer_view import as_transformer
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def traced(model: StandardizedTransformer, ids: torch.Tensor) -> list[torch.Tensor]:
@@ -64,9 +52,9 @@ def main() -> None:
         classes = [view.tokenizer.convert_tokens_to_ids(t) for t in loaded.task.output_vocab]
         with torch.no_grad():
             equal = torch.equal(view.model(input_ids=ids).logits[..., classes], loaded.model(ids))
-            program = median_seconds(partial(loaded.model, ids), args.repeats)
-            hf = median_seconds(partial(view.model, input_ids=ids), args.repeats)
-            trace = median_seconds(partial(traced, model, ids), args.repeats)
+            program = median_seconds(partial(loaded.model, ids), args.repeats, warmup=1)
+            hf = median_seconds(partial(view.model, input_ids=ids), args.repeats, warmup=1)
+            trace = median_seconds(partial(traced, model, ids), args.repeats, warmup=1)
         print(
             f"{folder.name:<14} {model.hidden_size:>7} {1000 * program:>10.1f} {1000 * hf:>8.1f} "
             f"{hf / program:>5.2f} {1000 * trace:>9.1f} {trace / program:>5.2f}  {equal}"
