@@ -49,6 +49,7 @@ __all__ = [
     "TransformerView",
     "as_transformer",
     "program_tokenizer",
+    "program_vocab",
 ]
 
 MODEL_TYPE = PROGRAM_MODEL_TYPE
