@@ -242,6 +242,15 @@ def test_head_patching_finds_the_icl_programs_induction_head() -> None:
     assert recovered.abs().max() == 0.0
 
 
+def test_generation_through_the_view_keeps_word_boundaries() -> None:
+    """A word-level program's continuation appends to the prompt with its separating space."""
+    from crystalbox.methods.steering import steered_generate
+
+    model = StandardizedTransformer(str(CHECKPOINTS / "icl"))
+    zero = torch.zeros(model.hidden_size)
+    assert steered_generate(model, ["a 1 b 2 a"], zero, layers=0, max_new_tokens=1) == [" 1"]
+
+
 def test_collection_fingerprints_programs_by_their_parameters() -> None:
     """A program's embedding has no weight: the collection fingerprint hashes its parameters,
     so two programs of the same task and shape never share a fingerprint."""

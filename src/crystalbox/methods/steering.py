@@ -151,12 +151,18 @@ def steered_generate(
 
 
 def _decode_new(model: StandardizedTransformer, output: torch.Tensor, prompt_len: int) -> list[str]:
+    """The continuations ``output[:, prompt_len:]`` as text that appends to the prompt's.
+
+    Decoded together with the prompt and cut after it, so a word-level tokenizer's separating
+    space is kept (decoding the new tokens alone drops it)."""
     tok = model.tokenizer
     texts = []
-    for row in output[:, prompt_len:].tolist():
+    for full in output.tolist():
+        prompt, row = full[:prompt_len], full[prompt_len:]
         if tok.eos_token_id is not None and tok.eos_token_id in row:
             row = row[: row.index(tok.eos_token_id)]
-        texts.append(tok.decode(row))
+        head, whole = tok.decode(prompt), tok.decode(prompt + row)
+        texts.append(whole[len(head) :] if whole.startswith(head) else tok.decode(row))
     return texts
 
 
