@@ -185,6 +185,25 @@ def test_cli_train_refuses_a_folder_of_other_files_before_training(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+def test_cli_train_keeps_an_earlier_checkpoint_unless_told_to_overwrite(tmp_path: Path, capsys):
+    out = tmp_path / "hist"
+    args = ["programs", "train", "hist", "--epochs", "1", "--n-train", "512", "--quiet"]
+    args += ["--threads", "1", "--out", str(out)]
+    assert main(args) == 0
+    first = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--seed", "1"]) == 1
+    assert "already holds a checkpoint; pass --overwrite" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == first
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    assert load_program(out).train_config["seed"] == 1
+    refit = ["programs", "refit", str(out), "--threads", "1"]
+    (tmp_path / "hist-refit").mkdir()
+    (tmp_path / "hist-refit" / "config.json").write_text((out / "config.json").read_text())
+    assert main(refit) == 1
+    assert "hist-refit already holds a checkpoint" in capsys.readouterr().err
+
+
 def test_training_can_start_from_a_model(trained_hist):
     start = trained_hist.model
     before = {name: t.clone() for name, t in start.state_dict().items()}

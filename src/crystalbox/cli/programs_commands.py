@@ -11,6 +11,7 @@ import importlib
 import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--out", default=None, help="checkpoint folder (default: out/programs/TASK-seedN)"
     )
+    add_overwrite_option(train)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--layers", type=int, default=None)
     train.add_argument(
@@ -100,6 +102,7 @@ def register(subparsers: Any) -> None:
     refit.add_argument(
         "-o", "--out", default=None, help="new checkpoint folder (default: CHECKPOINT-refit)"
     )
+    add_overwrite_option(refit)
     refit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations")
     refit.add_argument("--threads", type=int, default=None)
     add_task_option(refit)
@@ -114,6 +117,7 @@ def register(subparsers: Any) -> None:
     polish.add_argument(
         "-o", "--out", default=None, help="new checkpoint folder (default: CHECKPOINT-polish)"
     )
+    add_overwrite_option(polish)
     polish.add_argument("--rounds", type=int, default=2, help="passes over every choice")
     polish.add_argument(
         "--search-examples",
@@ -262,6 +266,29 @@ def add_task_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: allow replacing a checkpoint already in the output folder."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a checkpoint already in the output folder (default: refuse)",
+    )
+
+
+def check_output_folder(directory: str | Path, overwrite: bool) -> None:
+    """``ValueError`` unless a checkpoint may be written to ``directory``: a new or empty
+    folder, or (with ``--overwrite``) one holding an earlier checkpoint."""
+    from crystalbox.programs.checkpoint import check_checkpoint_folder
+
+    check_checkpoint_folder(directory)
+    path = Path(directory)
+    if not overwrite and path.is_dir() and any(path.iterdir()):
+        raise ValueError(
+            f"{path} already holds a checkpoint; pass --overwrite to replace it, or choose "
+            "another folder with --out"
+        )
+
+
 def task_argument(spec: str | None) -> Task | None:
     """The task a ``--task`` option names (None when not given)."""
     from crystalbox.programs.task_source import load_task
@@ -284,7 +311,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def _train(args: argparse.Namespace) -> int:
     import time
 
-    from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
+    from crystalbox.programs.checkpoint import save_program
     from crystalbox.programs.train import default_program_config, train_program
 
     started = time.perf_counter()
@@ -292,9 +319,9 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--polish takes a number of rounds (0: no polish), got {args.polish}")
     task = task_from_args(args)
     out = args.out or f"out/programs/{task.name}-seed{args.seed}"
-    check_checkpoint_folder(out)  # before training, not after
+    check_output_folder(out, args.overwrite)  # before training, not after
     if args.polish:
-        check_checkpoint_folder(f"{out}-polish")
+        check_output_folder(f"{out}-polish", args.overwrite)
     model_config = default_program_config(
         task, args.layers, args.heads, args.mlps, **model_options_from_args(args)
     )
@@ -319,7 +346,7 @@ def _train(args: argparse.Namespace) -> int:
         from crystalbox.programs.polish import PolishConfig
 
         config = PolishConfig(rounds=args.polish, progress=not args.quiet)
-        _improve(out, None, args.threads, "polish", _polisher(config))
+        _improve(out, None, args.threads, "polish", _polisher(config), overwrite=args.overwrite)
         print(f"train and polish: {time.perf_counter() - started:.0f}s")
     return 0
 
@@ -365,7 +392,9 @@ def _refit(args: argparse.Namespace) -> int:
         result = refit_classifier(loaded.model, data.train, data.val, max_iter=args.max_iter)
         return result.kept, result.val_after, result.to_dict()
 
-    return _improve(args.checkpoint, args.out, args.threads, "refit", run, args.task)
+    return _improve(
+        args.checkpoint, args.out, args.threads, "refit", run, args.task, args.overwrite
+    )
 
 
 def _polish(args: argparse.Namespace) -> int:
@@ -380,7 +409,15 @@ def _polish(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    return _improve(args.checkpoint, args.out, args.threads, "polish", _polisher(config), args.task)
+    return _improve(
+        args.checkpoint,
+        args.out,
+        args.threads,
+        "polish",
+        _polisher(config),
+        args.task,
+        args.overwrite,
+    )
 
 
 def _polisher(config: PolishConfig) -> Improvement:
@@ -401,21 +438,20 @@ def _improve(
     step: str,
     run: Improvement,
     task: str | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Run ``run`` (which edits the model in place and says whether it kept the edit) on a
     checkpoint and write a new checkpoint ``out_arg`` (default CHECKPOINT-<step>) if it did."""
-    from pathlib import Path
-
     import torch
 
-    from crystalbox.programs.checkpoint import check_checkpoint_folder, load_program, save_loaded
+    from crystalbox.programs.checkpoint import load_program, save_loaded
     from crystalbox.programs.train import accuracy
 
     source = Path(checkpoint)
     out = Path(out_arg) if out_arg else source.with_name(f"{source.name}-{step}")
     if out.resolve() == source.resolve():
         raise ValueError(f"--out {out} is the checkpoint itself; choose a new folder")
-    check_checkpoint_folder(out)
+    check_output_folder(out, overwrite)
     if threads is not None:
         if threads < 1:
             raise ValueError(f"--threads must be positive, got {threads}")

@@ -10,7 +10,9 @@ from typing import Any
 from crystalbox._files import write_atomically
 from crystalbox.cli.programs_commands import (
     add_model_arguments,
+    add_overwrite_option,
     add_task_arguments,
+    check_output_folder,
     model_options_from_args,
     task_from_args,
     train_config_from_args,
@@ -40,6 +42,7 @@ def register(programs: Any) -> None:
     grid.add_argument(
         "--out", default=None, help="the best run's checkpoint (default: out/programs/TASK-grid)"
     )
+    add_overwrite_option(grid)
     grid.add_argument(
         "--json", default=None, metavar="FILE", help="also write every run's result as JSON"
     )
@@ -48,12 +51,12 @@ def register(programs: Any) -> None:
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
+    from crystalbox.programs.checkpoint import save_program
     from crystalbox.programs.grid import paper_grid, run_grid
 
     task = task_from_args(args)
     out = args.out or f"out/programs/{task.name}-grid"
-    check_checkpoint_folder(out)  # before training, not after
+    check_output_folder(out, args.overwrite)  # before training, not after
     if args.processes is not None and args.processes < 1:
         raise ValueError(f"--processes must be at least 1, got {args.processes}")
     configs = paper_grid(task, args.layers, args.heads, args.mlps, **model_options_from_args(args))
