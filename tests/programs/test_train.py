@@ -123,6 +123,10 @@ def test_incompatible_checkpoints_raise(trained_hist, tmp_path: Path):
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="do not match its config"):
         load_program(path)
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a cut-off copy
+    with pytest.raises(CheckpointError, match="damaged or incomplete; restore it"):
+        load_program(path)
 
 
 def test_cli_eval(trained_hist, tmp_path: Path, capsys):

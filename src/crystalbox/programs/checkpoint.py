@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from crystalbox._files import apply_umask
@@ -216,7 +217,14 @@ def load_program(directory: str | Path) -> LoadedProgram:
         raise CheckpointError(f"{path / CONFIG} is incomplete or invalid: {exc}") from exc
     model = ProgramTransformer(model_config)
     try:
-        model.load_state_dict(load_file(str(path / WEIGHTS)))
+        weights = load_file(str(path / WEIGHTS))
+    except SafetensorError as exc:
+        raise CheckpointError(
+            f"{path / WEIGHTS} cannot be read ({exc}): the file is damaged or incomplete; "
+            "restore it from a copy or retrain"
+        ) from exc
+    try:
+        model.load_state_dict(weights)
     except RuntimeError as exc:
         raise CheckpointError(
             f"weights in {path / WEIGHTS} do not match its config: {exc}"
