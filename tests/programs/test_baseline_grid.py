@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -22,6 +23,20 @@ def test_baseline_trains_and_reports():
     model, result = train_baseline(make_task("dyck1"), train_config=TINY)
     assert 0.0 <= result.test_acc <= 100.0 and len(result.val_history) == 2
     assert model.config.causal
+
+
+def test_cli_baseline_reports_and_writes_json(tmp_path, capsys):
+    from crystalbox.cli.main import main
+
+    args = ["programs", "baseline", "dyck1", "--epochs", "2", "--quiet", "--threads", "1"]
+    args += ["--n-train", "128", "--n-val", "32", "--n-test", "32", "--batch-size", "64"]
+    assert main([*args, "--json", str(tmp_path / "base.json")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "dyck1" and report["config"]["causal"] and report["epochs_run"] == 2
+    assert 0.0 <= report["test_acc"] <= 100.0 and report["parameters"] > 0
+    assert json.loads((tmp_path / "base.json").read_text()) == report
+    assert main([*args, "--heads", "5"]) == 1
+    assert "d_model 64 must be divisible by n_heads 5" in capsys.readouterr().err
 
 
 def test_grid_selects_on_validation():

@@ -1,7 +1,7 @@
 """``crystalbox programs ...``: train and evaluate Transformer Programs.
 
 Other modules add commands to the same group: each of ``EXTENSION_MODULES`` that exists has
-its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid; curve).
+its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid; curve; baseline).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "crystalbox.cli.programs_decompile_commands",
     "crystalbox.cli.programs_grid_commands",
     "crystalbox.cli.programs_curve_commands",
+    "crystalbox.cli.programs_baseline_commands",
 )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from crystalbox.programs.data import IGNORE, Split, TaskData, make_data
 from crystalbox.programs.tasks import PAD, Task
@@ -127,7 +128,12 @@ def train_baseline(
     history: list[float] = []
     step_times: list[float] = []
     steps = math.ceil(len(inputs) / train_config.batch_size)
-    for epoch in range(train_config.epochs):
+    bar = tqdm(
+        range(train_config.epochs),
+        desc=f"{task.name} (standard transformer)",
+        disable=not train_config.progress,
+    )
+    for epoch in bar:
         model.train()
         order = torch.randperm(len(inputs), generator=shuffler)
         for i in range(steps):
@@ -146,6 +152,7 @@ def train_baseline(
         history.append(val)
         if val >= best[0]:
             best = (val, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+        bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.2f}", best=f"{best[0]:.2f}")
         patience = train_config.stop_patience
         recent = history[-patience:] if patience is not None else []
         if len(recent) == patience and min(recent) >= train_config.stop_at:
