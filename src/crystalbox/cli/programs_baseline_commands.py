@@ -7,7 +7,11 @@ import json
 from typing import Any
 
 from crystalbox._files import write_atomically
-from crystalbox.cli.programs_commands import task_from_args, user_errors
+from crystalbox.cli.programs_commands import (
+    add_task_data_arguments,
+    task_from_args,
+    user_errors,
+)
 
 __all__ = ["register"]
 
@@ -18,14 +22,7 @@ def register(programs: Any) -> None:
         "baseline",
         help="train a standard transformer of comparable size on a task (the paper's comparison)",
     )
-    baseline.add_argument("task", help="a task name or a user task FILE.py:NAME, as for train")
-    baseline.add_argument("--vocab-size", type=int, default=None, help="specials included")
-    baseline.add_argument("--max-len", type=int, default=None)
-    baseline.add_argument("--data-seed", type=int, default=0)
-    for split, size in (("train", 16000), ("val", 2000), ("test", 2000)):
-        baseline.add_argument(
-            f"--n-{split}", type=int, default=size, help=f"{split} examples (default {size})"
-        )
+    add_task_data_arguments(baseline)
     baseline.add_argument("--epochs", type=int, default=50, help="default 50")
     baseline.add_argument("--lr", type=float, default=1e-3, help="Adam (default 1e-3)")
     baseline.add_argument("--batch-size", type=int, default=512)

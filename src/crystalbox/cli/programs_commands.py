@@ -149,8 +149,8 @@ def register(subparsers: Any) -> None:
         module.register(programs)
 
 
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    """TASK, its sizes, its data and the schedule's length: shared by ``train`` and ``grid``."""
+def add_task_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """TASK, its sizes and its data splits: shared by ``train``, ``grid`` and ``baseline``."""
     from crystalbox.programs.tasks import TASKS  # light import: no torch model code runs
 
     parser.add_argument(
@@ -166,6 +166,11 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--n-{split}", type=int, default=size, help=f"{split} examples (default {size})"
         )
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """TASK, its sizes, its data and the schedule: shared by ``train`` and ``grid``."""
+    add_task_data_arguments(parser)
     parser.add_argument(
         "--epochs", type=int, default=None, help="default: the paper's (250; 500 for icl)"
     )
