@@ -1,7 +1,8 @@
 """``crystalbox programs ...``: train and evaluate Transformer Programs.
 
 Other modules add commands to the same group: each of ``EXTENSION_MODULES`` that exists has
-its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid; curve; baseline).
+its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid; curve;
+baseline).
 """
 
 from __future__ import annotations
