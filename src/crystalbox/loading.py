@@ -11,7 +11,7 @@ from typing import Any, Literal
 from torch import nn
 
 from crystalbox.default_model import SHORT_NAMES, default_model_path
-from crystalbox.errors import ModelNotFoundError
+from crystalbox.errors import CheckpointError, ModelNotFoundError
 
 Task = Literal["causal", "masked", "seq2seq"]
 
@@ -31,6 +31,8 @@ class LoadedModel:
     tokenizer: Any | None
     task: Task
     source: str
+    # parameters the checkpoint had no weights for (initialised at random; see load_model)
+    missing_weights: tuple[str, ...] = ()
 
 
 def load_model(
@@ -40,8 +42,15 @@ def load_model(
     device_map: str | dict[str, Any] | None = None,
     dtype: Any = None,
     attn_implementation: str | None = None,
+    allow_missing_weights: bool = False,
 ) -> LoadedModel:
-    """Load ``model`` (default: the embedded SmolLM2) and its tokenizer, offline when needed."""
+    """Load ``model`` (default: the embedded SmolLM2) and its tokenizer, offline when needed.
+
+    A checkpoint without weights for some of its parameters (e.g. a base encoder with no
+    language-model head) raises ``CheckpointError``: transformers would initialise them at
+    random. ``allow_missing_weights=True`` loads it anyway and lists them in
+    ``LoadedModel.missing_weights``.
+    """
     if isinstance(model, nn.Module):
         return _from_module(model, tokenizer)
     if model is None or (isinstance(model, str) and model.lower() in SHORT_NAMES):
@@ -70,13 +79,39 @@ def load_model(
         kwargs["dtype"] = dtype
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    hf_model = _auto_class(task).from_pretrained(path, **kwargs)
+    hf_model, info = _auto_class(task).from_pretrained(path, output_loading_info=True, **kwargs)
+    missing = tuple(sorted(info.get("missing_keys") or ()))
+    if missing and not allow_missing_weights:
+        raise CheckpointError(_missing_weights_message(source, hf_model, config, missing))
     hf_model.eval()
     if tokenizer is None:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path)
-    return LoadedModel(hf_model, tokenizer, task, source)
+    return LoadedModel(hf_model, tokenizer, task, source, missing)
+
+
+def _missing_weights_message(
+    source: str, hf_model: Any, config: Any, missing: tuple[str, ...]
+) -> str:
+    """Which parameters a checkpoint lacks, what that breaks, and how to load it anyway."""
+    prefix = f"{getattr(hf_model, 'base_model_prefix', '')}."
+    head_only = prefix != "." and not any(key.startswith(prefix) for key in missing)
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    if head_only:
+        why = (
+            f"they are the language-model head of {type(hf_model).__name__}, so the logits, the "
+            "logit lens and every method that reads logits would be meaningless (the checkpoint "
+            f"is a base model without that head: architectures {config.architectures})"
+        )
+    else:
+        why = "the model would not be the checkpoint's"
+    return (
+        f"{source} has no weights for {len(missing)} parameters ({shown}); transformers would "
+        f"initialise them at random, and {why}. Load a checkpoint that has them, or pass "
+        "allow_missing_weights=True (CLI: --allow-missing-weights) to read the model's other "
+        "parts knowing that these are random."
+    )
 
 
 def _from_module(module: nn.Module, tokenizer: Any | None) -> LoadedModel:
@@ -174,6 +209,9 @@ def _auto_class(task: Task) -> Any:
 
 
 def _task_of_config(config: Any) -> Task:
+    """The head to load: the one the checkpoint's ``architectures`` name, else the model
+    type's (an encoder that can also run as a decoder, e.g. BERT, is a masked LM unless its
+    config says ``is_decoder``)."""
     from transformers.models.auto import modeling_auto as ma
 
     model_type = config.model_type
@@ -182,6 +220,15 @@ def _task_of_config(config: Any) -> Task:
         and model_type in ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
     ):
         return "seq2seq"
+    named = _task_of_architectures(config.architectures or [], model_type)
+    if named is not None:
+        return named
+    if (
+        model_type in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES
+        and model_type in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and not getattr(config, "is_decoder", False)
+    ):
+        return "masked"
     if model_type in ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return "causal"
     if model_type in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
@@ -192,6 +239,22 @@ def _task_of_config(config: Any) -> Task:
         f"model type {model_type!r} has no causal-LM, masked-LM or seq2seq head in transformers; "
         f"crystalbox needs a language-model head to read logits"
     )
+
+
+def _task_of_architectures(architectures: list[str], model_type: str) -> Task | None:
+    """The head that the class names in a config's ``architectures`` have, if it exists for
+    ``model_type``."""
+    from transformers.models.auto import modeling_auto as ma
+
+    mappings: tuple[tuple[Task, dict[str, Any]], ...] = (
+        ("causal", ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
+        ("masked", ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES),
+        ("seq2seq", ma.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES),
+    )
+    for task, mapping in mappings:
+        if any(name == mapping.get(model_type) for name in architectures):
+            return task
+    return None
 
 
 def _task_of_model(module: nn.Module) -> Task:

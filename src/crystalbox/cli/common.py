@@ -8,15 +8,36 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["guard", "load_model"]
+__all__ = ["add_model_option", "guard", "load_model", "model_from_args"]
 
 
-def load_model(name: str | None) -> Any:
+def load_model(name: str | None, allow_missing_weights: bool = False) -> Any:
     """The ``StandardizedTransformer`` of ``--model`` (offline unless the user says otherwise)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from crystalbox.standard.model import StandardizedTransformer
 
-    return StandardizedTransformer(name)
+    return StandardizedTransformer(name, allow_missing_weights=allow_missing_weights)
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--allow-missing-weights``, for every command that loads a model."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="hub name, local folder (a HF model or a programs checkpoint), or 'smollm2-135m' "
+        "(default: the embedded SmolLM2-135M)",
+    )
+    parser.add_argument(
+        "--allow-missing-weights",
+        action="store_true",
+        help="load a checkpoint that lacks some weights (e.g. a base encoder without its "
+        "language-model head); those parameters are random",
+    )
+
+
+def model_from_args(args: argparse.Namespace) -> Any:
+    """``load_model`` of ``add_model_option``'s options."""
+    return load_model(args.model, args.allow_missing_weights)
 
 
 def guard(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crystalbox.cli.common import guard, load_model
+from crystalbox.cli.common import add_model_option, guard, model_from_args
 
 DEFAULT_POSITIVE = (
     "I love this, it is wonderful",
@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
         "ablate", help="next-token distribution with a component ablated"
     )
     ablate.add_argument("prompt")
-    _model_arg(ablate)
+    add_model_option(ablate)
     ablate.add_argument("--target", default="mlp", choices=["layer", "attn", "mlp", "heads"])
     ablate.add_argument("--layers", default="0", help="comma-separated layers (default: 0)")
     ablate.add_argument("--heads", default=None, help="comma-separated heads (for --target heads)")
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 
     steer = subparsers.add_parser("steer", help="generate with a contrastive steering vector added")
     steer.add_argument("prompt")
-    _model_arg(steer)
+    add_model_option(steer)
     steer.add_argument(
         "--positive", action="append", default=None, help="positive prompt (repeatable)"
     )
@@ -80,7 +80,7 @@ def register(subparsers: Any) -> None:
         "patchscope", help="identity patchscope: what each layer's last hidden state says"
     )
     scope.add_argument("prompt")
-    _model_arg(scope)
+    add_model_option(scope)
     scope.add_argument("--target", default=None, help="target prompt (default: the repeat prompt)")
     scope.set_defaults(func=guard(_patchscope))
 
@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
         "collect", help="stream activations into sharded safetensors (resumable)"
     )
     collect.add_argument("texts", nargs="*", help="texts (or use --file)")
-    _model_arg(collect)
+    add_model_option(collect)
     collect.add_argument(
         "--file", type=Path, default=None, help="a .txt (one text per line) or .jsonl file"
     )
@@ -114,19 +114,10 @@ def register(subparsers: Any) -> None:
     collect.set_defaults(func=guard(_collect))
 
 
-def _model_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="hub name, local folder (a HF model or a programs checkpoint) (default: the "
-        "embedded SmolLM2-135M)",
-    )
-
-
 def _pair_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("clean", nargs="?", default="The capital of France is")
     parser.add_argument("corrupted", nargs="?", default="The capital of Italy is")
-    _model_arg(parser)
+    add_model_option(parser)
     parser.add_argument(
         "--correct", default=None, help="token of the clean answer (default: clean top token)"
     )
@@ -185,7 +176,7 @@ def _save_plots(result: Any, args: argparse.Namespace, stem: str) -> None:
 def _patch(args: argparse.Namespace) -> int:
     from crystalbox.methods.patching import activation_patching
 
-    model = load_model(args.model)
+    model = model_from_args(args)
     result = activation_patching(
         model,
         args.clean,
@@ -203,7 +194,7 @@ def _attribute(args: argparse.Namespace) -> int:
     from crystalbox.methods.attribution import attribution_patching, compare_patching
     from crystalbox.methods.patching import activation_patching
 
-    model = load_model(args.model)
+    model = model_from_args(args)
     metric = _metric(model, args)
     result = attribution_patching(
         model, args.clean, args.corrupted, metric=metric, component=args.component
@@ -229,7 +220,7 @@ def _top(model: Any, probs: Any, k: int = 5) -> str:
 def _ablate(args: argparse.Namespace) -> int:
     from crystalbox.methods.ablation import ablate
 
-    model = load_model(args.model)
+    model = model_from_args(args)
     layers = _ints(args.layers) or [0]
     result = ablate(
         model,
@@ -249,7 +240,7 @@ def _ablate(args: argparse.Namespace) -> int:
 def _steer(args: argparse.Namespace) -> int:
     from crystalbox.methods.steering import contrastive_steering_vector, steered_generate
 
-    model = load_model(args.model)
+    model = model_from_args(args)
     layer = args.layer if args.layer is not None else model.num_layers // 3
     vector = contrastive_steering_vector(
         model,
@@ -273,7 +264,7 @@ def _steer(args: argparse.Namespace) -> int:
 def _patchscope(args: argparse.Namespace) -> int:
     from crystalbox.methods.patchscopes import TargetPrompt, patchscope_lens, repeat_prompt
 
-    model = load_model(args.model)
+    model = model_from_args(args)
     target = TargetPrompt(args.target, -1) if args.target else repeat_prompt()
     probs = patchscope_lens(model, [args.prompt], target)[0]  # [layers, vocab]
     print(f"patchscope of {args.prompt!r} into {target.prompt!r}")
@@ -309,7 +300,7 @@ def _texts(args: argparse.Namespace) -> Iterator[str] | list[str]:
 def _collect(args: argparse.Namespace) -> int:
     from crystalbox.methods.collection import collect_activations
 
-    model = load_model(args.model)
+    model = model_from_args(args)
     positions: str | list[int] = args.positions
     if args.positions not in ("all", "last"):
         positions = _ints(args.positions) or []

@@ -7,27 +7,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crystalbox.cli.common import guard, load_model
+from crystalbox.cli.common import add_model_option, guard, model_from_args
 
 DEMO_PROMPT = "The capital of France is"
 
 
 def register(subparsers: Any) -> None:
     info = subparsers.add_parser("info", help="show the standardized structure of a model")
-    _model_arg(info)
+    add_model_option(info)
     info.set_defaults(func=guard(_info))
 
     validate = subparsers.add_parser(
         "validate", help="prove the standardized view equals the raw model"
     )
-    _model_arg(validate)
+    add_model_option(validate)
     validate.set_defaults(func=guard(_validate))
 
     lens = subparsers.add_parser(
         "lens", help="logit lens: top token per layer, as a table and a heatmap PNG"
     )
     lens.add_argument("prompt", help="the prompt to analyse")
-    _model_arg(lens)
+    add_model_option(lens)
     lens.add_argument(
         "--target", action="append", default=[], help="a single-token target to track (repeatable)"
     )
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo", help="the main job: load, validate, logit lens on the default model"
     )
-    _model_arg(demo)
+    add_model_option(demo)
     demo.add_argument("--prompt", default=DEMO_PROMPT)
     demo.add_argument("--out", type=Path, default=Path("out"))
     demo.set_defaults(func=guard(_demo))
@@ -47,22 +47,13 @@ def register(subparsers: Any) -> None:
     register_coverage(subparsers)
 
 
-def _model_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="hub name, local folder (a HF model or a programs checkpoint), or 'smollm2-135m' "
-        "(default: the embedded SmolLM2-135M)",
-    )
-
-
 def _info(args: argparse.Namespace) -> int:
-    print(load_model(args.model).info())
+    print(model_from_args(args).info())
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    report = load_model(args.model).validate()
+    report = model_from_args(args).validate()
     print(report.table())
     return 0 if report.ok else 1
 
@@ -74,7 +65,7 @@ def _lens(args: argparse.Namespace) -> int:
         raise ValueError(
             "the prompt is empty; pass some text, e.g. crystalbox lens 'The capital of France is'"
         )
-    model = load_model(args.model)
+    model = model_from_args(args)
     result = logit_lens(model, args.prompt, targets=args.target)
     print(result.table())
     path = result.plot(args.out / "logit_lens.png")
@@ -86,7 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
     from crystalbox.methods.lens import logit_lens
 
     start = time.perf_counter()
-    model = load_model(args.model)
+    model = model_from_args(args)
     print(f"loaded and checked in {time.perf_counter() - start:.1f} s\n")
     print(model.info(), end="\n\n")
     report = model.validate()

