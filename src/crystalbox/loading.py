@@ -85,10 +85,24 @@ def load_model(
         raise CheckpointError(_missing_weights_message(source, hf_model, config, missing))
     hf_model.eval()
     if tokenizer is None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = _tokenizer_at(path, source)
     return LoadedModel(hf_model, tokenizer, task, source, missing)
+
+
+def _tokenizer_at(path: str, source: str) -> Any:
+    """The tokenizer saved with the model at ``path``; a clear error when there is none."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, TypeError) as exc:
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        said = said if len(said) <= 240 else said[:237] + "..."
+        raise ModelNotFoundError(
+            f"{source} has a model but no tokenizer that loads ({said}); save one beside it "
+            "(tokenizer.save_pretrained(folder)) or pass tokenizer=... (in Python, e.g. "
+            "AutoTokenizer.from_pretrained of the model it was trained from)"
+        ) from exc
 
 
 def _missing_weights_message(

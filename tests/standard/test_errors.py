@@ -50,6 +50,13 @@ def test_unknown_model_name_offline_fails_fast(monkeypatch):
     assert "local folder" in str(info.value)
 
 
+def test_folder_without_a_tokenizer_says_how_to_supply_one(tmp_path, make_tiny):
+    make_tiny("llama").hf_model.save_pretrained(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="has a model but no tokenizer that loads") as info:
+        StandardizedTransformer(tmp_path)
+    assert "tokenizer=" in str(info.value)
+
+
 def test_folder_without_config_is_named(tmp_path):
     with pytest.raises(ModelNotFoundError, match=r"config\.json"):
         StandardizedTransformer(tmp_path)
