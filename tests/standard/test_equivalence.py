@@ -188,3 +188,29 @@ def test_project_on_vocab_of_last_layer_equals_logits(make_tiny):
         logits = _nnsight.save(model.logits)
     with torch.no_grad():
         assert torch.allclose(model.project_on_vocab(hidden), logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_validation_passes_in_half_precision(model_type, dtype):
+    """The numerical checks allow the dtype's rounding (4 eps), so a half-precision model
+    validates; the tolerance stays 1e-4 in float32."""
+    from crystalbox import StandardizedTransformer
+    from crystalbox.synthetic_tokenizer import synthetic_tokenizer
+    from crystalbox.testbed.build import build_tiny_model
+    from crystalbox.validation import tolerance
+
+    tiny = build_tiny_model(model_type, "causal")
+    model = StandardizedTransformer(
+        tiny.model.to(dtype), tokenizer=synthetic_tokenizer(tiny.config.vocab_size)
+    )
+    report = model.validate()
+    assert report.ok, report.table()
+    assert tolerance(model) == pytest.approx(4 * torch.finfo(dtype).eps)
+    assert "tolerance" in next(c.detail for c in report.checks if c.name == "residual identity")
+
+
+def test_validation_tolerance_in_float32_is_1e_4(make_tiny):
+    from crystalbox.validation import tolerance
+
+    assert tolerance(make_tiny("llama")) == 1e-4
