@@ -116,7 +116,7 @@ def _missing_weights_message(
         why = (
             f"they are the language-model head of {type(hf_model).__name__}, so the logits, the "
             "logit lens and every method that reads logits would be meaningless (the checkpoint "
-            f"is a base model without that head: architectures {config.architectures})"
+            f"was saved without that head: architectures {config.architectures})"
         )
     else:
         why = "the model would not be the checkpoint's"
