@@ -6,7 +6,12 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from transformers import BertForMaskedLM, BertLMHeadModel, BertModel
+from transformers import (
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertLMHeadModel,
+    BertModel,
+)
 
 from crystalbox import StandardizedTransformer
 from crystalbox.cli.main import main
@@ -67,3 +72,14 @@ def test_the_shipped_minilm_encoder_is_a_base_model_read_through_the_interface()
     model = StandardizedTransformer(folder, allow_missing_weights=True)
     assert (model.kind, model.num_layers, model.hidden_size) == ("masked", 6, 384)
     assert model.validate().ok
+
+
+@pytest.mark.parametrize(
+    "cls", [BertModel, BertForSequenceClassification], ids=lambda c: c.__name__
+)
+def test_a_model_object_without_a_language_model_head_is_refused(cls: type) -> None:
+    from crystalbox.errors import ArchitectureError
+
+    config = tiny_config("bert", "masked")
+    with pytest.raises(ArchitectureError, match="without a language-model head"):
+        StandardizedTransformer(cls(config), tokenizer=synthetic_tokenizer(config.vocab_size))

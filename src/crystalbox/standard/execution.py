@@ -30,8 +30,9 @@ class ExecutionTrace:
 
 def record_execution(
     model: nn.Module, inputs: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, ExecutionTrace]:
-    """Run ``model(**inputs)`` once with hooks on every module; return its logits and the trace."""
+) -> tuple[torch.Tensor | None, ExecutionTrace]:
+    """Run ``model(**inputs)`` once with hooks on every module; return its logits (None when
+    its output has none) and the trace."""
     order: dict[str, int] = {}
     output_arity: dict[str, int] = {}
     calls: list[str] = []
@@ -56,7 +57,7 @@ def record_execution(
             handles.append(module.register_forward_hook(post_hook(name)))
     try:
         with torch.no_grad():
-            logits = model(**inputs).logits
+            logits = getattr(model(**inputs), "logits", None)
     finally:
         for handle in handles:
             handle.remove()

@@ -10,7 +10,7 @@ from torch import nn
 
 from crystalbox import _nnsight
 from crystalbox.arch.resolve import ResolvedArch, resolve_arch
-from crystalbox.errors import CrystalboxError, RoleUnavailableError
+from crystalbox.errors import ArchitectureError, CrystalboxError, RoleUnavailableError
 from crystalbox.loading import PIPELINE_TASK, LoadedModel, load_model
 from crystalbox.standard import stack
 from crystalbox.standard.accessors import (
@@ -451,7 +451,22 @@ def _reference_run(
     inputs = probe_inputs(loaded)
     _, execution = record_execution(loaded.model, inputs)
     with torch.no_grad():  # hooks can switch off fused paths: the reference is a clean run
-        logits = loaded.model(**inputs).logits
+        output = loaded.model(**inputs)
+    logits = getattr(output, "logits", None)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
+        name = type(loaded.model).__name__
+        got = (
+            f"logits {list(logits.shape)}, not [batch, pos, vocab]"
+            if isinstance(logits, torch.Tensor)
+            else f"no logits ({type(output).__name__})"
+        )
+        raise ArchitectureError(
+            f"{name} returns {got}: it is a model without a "
+            "language-model head (a base model or a classifier), and crystalbox reads language "
+            "models. Load the checkpoint with its LM head instead (AutoModelForCausalLM or "
+            "AutoModelForMaskedLM.from_pretrained), or pass its folder: crystalbox then loads "
+            "that head and says whether the checkpoint has its weights"
+        )
     if not torch.isfinite(logits).all():
         raise CrystalboxError("the raw model produces non-finite logits on the probe input")
     return (inputs, logits), execution
