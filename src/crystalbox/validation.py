@@ -106,9 +106,8 @@ def tolerance(model: StandardizedTransformer) -> float:
     return max(1e-4, 4 * eps)
 
 
-def _within(err: float, model: StandardizedTransformer) -> str:
-    """``max rel err E`` and, where the dtype widens it, the tolerance."""
-    tol = tolerance(model)
+def _within(err: float, tol: float) -> str:
+    """``max rel err E`` and, where the dtype widens it, the tolerance ``tol``."""
     return f"max rel err {err:.2g}" + (f", tolerance {tol:.2g} for the dtype" if tol > 1e-4 else "")
 
 
@@ -256,7 +255,7 @@ def _head_check(model: StandardizedTransformer, inputs: dict[str, torch.Tensor])
             values.append(_nnsight.save(model.attention_values[i].clone()))
             probs.append(_nnsight.save(model.attention_probabilities[i]))
             outputs.append(_nnsight.save(model.attention_heads_output[i].clone()))
-    worst, bad = 0.0, []
+    worst, bad, tol = 0.0, [], tolerance(model)
     for i, v, p, z in zip(layers, values, probs, outputs, strict=True):
         layout = model._head_layouts[i]
         assert layout is not None
@@ -267,11 +266,11 @@ def _head_check(model: StandardizedTransformer, inputs: dict[str, torch.Tensor])
         expected = torch.einsum("bhqk,bkhd->bqhd", p.float(), v_full)
         err = (expected - z.float()).abs().max().item() / max(z.float().abs().max().item(), 1e-6)
         worst = max(worst, err)
-        if err > tolerance(model):
+        if err > tol:
             bad.append(i)
     if bad:
-        return CheckResult(name, False, f"fails at layers {bad} ({_within(worst, model)})")
-    return CheckResult(name, True, f"{len(layers)} layers ({_within(worst, model)})")
+        return CheckResult(name, False, f"fails at layers {bad} ({_within(worst, tol)})")
+    return CheckResult(name, True, f"{len(layers)} layers ({_within(worst, tol)})")
 
 
 def _expected_stream_shape(
@@ -348,7 +347,7 @@ def _residual_check(
                 [_nnsight.save(acc[i].clone()) for _, acc in sorted(present, key=lambda p: p[0])]
             )
             outs.append(_nnsight.save(view.layers_output[i]))
-    worst, bad = 0.0, []
+    worst, bad, tol = 0.0, [], tolerance(model)
     for j, i in enumerate(layer_ids):
         # OPT and some MoE blocks run their MLP on [batch * pos, d_model]
         parts = [
@@ -363,15 +362,15 @@ def _residual_check(
         scale = max(outs[j].float().abs().max().item(), 1.0)
         err = (total - outs[j].float()).abs().max().item() / scale
         worst = max(worst, err)
-        if err > tolerance(model):
+        if err > tol:
             bad.append(i)
     skipped = f"; {len(idle)} sub-layers idle on text input" if idle else ""
     if bad:
         return CheckResult(
-            name, False, f"{form}: fails at layers {bad} ({_within(worst, model)}){skipped}"
+            name, False, f"{form}: fails at layers {bad} ({_within(worst, tol)}){skipped}"
         )
     return CheckResult(
-        name, True, f"{form}: in + contributions == out ({_within(worst, model)}){skipped}"
+        name, True, f"{form}: in + contributions == out ({_within(worst, tol)}){skipped}"
     )
 
 
