@@ -23,7 +23,8 @@ and predicates set by hand, tables fitted into its MLPs; ``--tables``: its numer
 lookup tables), scores it and decompiles it with verification; ``--retrain TAU ...`` trains
 from that model (sharpened, the same program) with the temperature falling from each TAU, to
 see whether training keeps the program;
-``--checkpoint CKPT`` breaks a trained checkpoint's test accuracy down by rank and ties.
+``--checkpoint CKPT`` breaks a trained checkpoint's test accuracy down by rank and ties;
+``--tie-orders`` scores outputs that know every count and order equal counts by other rules.
 Example::
 
     python bench/bench_most_freq_program.py --retrain 0.1 0.3 1 3
@@ -147,6 +148,42 @@ def tie_breakdown(checkpoint: str) -> None:
             )
 
 
+def tie_orders(task_data: TaskData) -> None:
+    """Print the test accuracy of outputs that know every count exactly and order tokens of
+    equal count by another rule than first occurrence: how much of the task is the ties."""
+    import random
+    from collections import Counter
+
+    vocab = task_data.task.input_vocab
+    output = task_data.task.output_vocab
+
+    def last(t: str, symbols: list[str]) -> int:
+        return max(i for i, s in enumerate(symbols) if s == t)
+
+    rules = {
+        "first occurrence (the target)": lambda t, symbols: symbols.index(t),
+        "last occurrence": last,
+        "last occurrence, latest first": lambda t, symbols: -last(t, symbols),
+        "token value": lambda t, symbols: t,
+    }
+    shuffle = random.Random(0)
+    rules["random (one draw per sequence)"] = lambda t, symbols: shuffle.random()
+    test = task_data.test
+    print("outputs with exact counts, equal counts ordered by another rule (test split):")
+    for name, rule in rules.items():
+        right = total = 0
+        for inputs, targets in zip(test.inputs, test.targets, strict=True):
+            symbols = [vocab[t] for t in inputs[1:] if vocab[t] != "<pad>"]
+            counts = Counter(symbols)
+            order = sorted(counts, key=lambda t: (-counts[t], rule(t, symbols)))
+            for i in range(1, len(symbols) + 1):
+                if targets[i] != IGNORE:
+                    guess = order[i - 1] if i - 1 < len(order) else "<s>"
+                    right += int(output.index(guess) == targets[i])
+                    total += 1
+        print(f"  {name:<32} {100 * right / total:6.2f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-causal", action="store_true", help="every head non-causal")
@@ -167,9 +204,17 @@ def main() -> None:
     )
     parser.add_argument("--retrain-epochs", type=int, default=40)
     parser.add_argument("--retrain-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--tie-orders",
+        action="store_true",
+        help="only score exact counts with other tie rules than first occurrence",
+    )
     args = parser.parse_args()
     task = make_task("most_freq")
     data = make_data(task, 0)
+    if args.tie_orders:
+        tie_orders(data)
+        return
     pad, output = task.input_vocab.index("<pad>"), task.output_vocab
     to_output = torch.tensor(
         [output.index(t) if t in output else -1 for t in task.input_vocab], dtype=torch.long
