@@ -41,20 +41,11 @@ def register(programs: Any) -> None:
 
 def _baseline(args: argparse.Namespace) -> int:
     from crystalbox.programs.baseline import BaselineConfig, train_baseline
-    from crystalbox.programs.tasks import PAD
     from crystalbox.programs.train import TrainConfig
 
     task = task_from_args(args)
-    config = BaselineConfig(
-        vocab_size=len(task.input_vocab),
-        n_classes=len(task.output_vocab),
-        n_ctx=task.max_len,
-        d_model=args.d_model,
-        n_layers=args.layers,
-        n_heads=args.heads,
-        d_mlp=args.d_mlp,
-        causal=task.causal,
-        pad_id=task.input_vocab.index(PAD),
+    config = BaselineConfig.for_task(
+        task, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, d_mlp=args.d_mlp
     )
     train_config = TrainConfig(
         epochs=args.epochs,

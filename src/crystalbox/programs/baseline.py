@@ -33,6 +33,19 @@ class BaselineConfig:
     causal: bool = False
     pad_id: int = 0
 
+    @classmethod
+    def for_task(cls, task: Task, **sizes: int) -> BaselineConfig:
+        """The configuration that reads ``task``'s tokens and writes its classes, with its
+        context, masking and padding; ``sizes``: d_model, n_layers, n_heads, d_mlp."""
+        return cls(
+            len(task.input_vocab),
+            len(task.output_vocab),
+            task.max_len,
+            causal=task.causal,
+            pad_id=task.input_vocab.index(PAD),
+            **sizes,
+        )
+
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
@@ -101,13 +114,7 @@ def train_baseline(
 ) -> tuple[StandardTransformer, RunResult]:
     """Train with Adam and cross-entropy; select the epoch on validation; report test."""
     train_config = train_config or TrainConfig()
-    config = config or BaselineConfig(
-        len(task.input_vocab),
-        len(task.output_vocab),
-        task.max_len,
-        causal=task.causal,
-        pad_id=task.input_vocab.index(PAD),
-    )
+    config = config or BaselineConfig.for_task(task)
     if train_config.threads is not None:
         torch.set_num_threads(train_config.threads)
     started = time.perf_counter()
