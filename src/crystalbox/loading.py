@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -79,14 +82,48 @@ def load_model(
         kwargs["dtype"] = dtype
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    hf_model, info = _auto_class(task).from_pretrained(path, output_loading_info=True, **kwargs)
+    with _held_load_messages() as held:
+        hf_model, info = _auto_class(task).from_pretrained(path, output_loading_info=True, **kwargs)
     missing = tuple(sorted(info.get("missing_keys") or ()))
     if missing and not allow_missing_weights:
         raise CheckpointError(_missing_weights_message(source, hf_model, config, missing))
+    # missing weights are reported by crystalbox (model.missing_weights, info()); the rest as is
+    _release(held, drop=_MISSING_WEIGHT_MESSAGES if missing else ())
     hf_model.eval()
     if tokenizer is None:
         tokenizer = _tokenizer_at(path, source)
     return LoadedModel(hf_model, tokenizer, task, source, missing)
+
+
+# transformers' messages about weights a checkpoint lacks (its load report, untied weights)
+_MISSING_WEIGHT_MESSAGES = ("LOAD REPORT", "This checkpoint seem corrupted")
+_LOAD_LOGGER = "transformers.modeling_utils"
+
+
+@contextmanager
+def _held_load_messages() -> Iterator[list[logging.LogRecord]]:
+    """Hold back what transformers logs while loading weights, for ``_release`` to decide:
+    its report of missing weights would otherwise precede crystalbox's own error."""
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        held.append(record)
+        return False
+
+    logger = logging.getLogger(_LOAD_LOGGER)
+    logger.addFilter(hold)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(hold)
+
+
+def _release(held: list[logging.LogRecord], drop: tuple[str, ...]) -> None:
+    """Log the held records again, except those whose message contains one of ``drop``."""
+    logger = logging.getLogger(_LOAD_LOGGER)
+    for record in held:
+        if not any(marker in record.getMessage() for marker in drop):
+            logger.handle(record)
 
 
 def _tokenizer_at(path: str, source: str) -> Any:

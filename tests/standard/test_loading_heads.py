@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from transformers import (
     BertForMaskedLM,
+    BertForPreTraining,
     BertForSequenceClassification,
     BertLMHeadModel,
     BertModel,
@@ -55,6 +58,34 @@ def test_a_base_encoder_without_its_head_is_refused_unless_allowed(tmp_path: Pat
     assert "--allow-missing-weights" in capsys.readouterr().err
     assert main(["info", "--model", str(folder), "--allow-missing-weights"]) == 0
     assert "RANDOM weights" in capsys.readouterr().out
+
+
+@pytest.fixture
+def load_messages() -> Iterator[list[str]]:
+    """What transformers logs about loading weights (its handlers write to the real stderr)."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger("transformers.modeling_utils"), Collect()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
+def test_missing_weights_are_reported_once_by_crystalbox(tmp_path: Path, load_messages):
+    """transformers' load report of the missing head would precede crystalbox's own error (and
+    repeat the RANDOM weights line when allowed); a report about anything else still shows."""
+    folder = _save(tmp_path, BertModel, "base")
+    with pytest.raises(CheckpointError):
+        StandardizedTransformer(folder)
+    StandardizedTransformer(folder, allow_missing_weights=True)
+    assert not [m for m in load_messages if "LOAD REPORT" in m or "seem corrupted" in m]
+    pretraining = _save(tmp_path, BertForPreTraining, "pretraining")  # unused pooler weights
+    assert StandardizedTransformer(pretraining).missing_weights == ()
+    assert [m for m in load_messages if "LOAD REPORT" in m and "UNEXPECTED" in m]
 
 
 @pytest.mark.skipif(
