@@ -82,8 +82,19 @@ def load_model(
         kwargs["dtype"] = dtype
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    with _held_load_messages() as held:
-        hf_model, info = _auto_class(task).from_pretrained(path, output_loading_info=True, **kwargs)
+    try:
+        with _held_load_messages() as held:
+            hf_model, info = _auto_class(task).from_pretrained(
+                path, output_loading_info=True, **kwargs
+            )
+    except RuntimeError as exc:
+        if "above report" not in str(exc):
+            raise
+        raise CheckpointError(
+            f"the weights in {source} do not fit the model its config.json describes (the load "
+            "report above marks each parameter whose shape differs or whose conversion failed); "
+            "fix config.json to match the weights, or load the folder the weights were saved with"
+        ) from exc
     missing = tuple(sorted(info.get("missing_keys") or ()))
     if missing and not allow_missing_weights:
         raise CheckpointError(_missing_weights_message(source, hf_model, config, missing))
@@ -103,7 +114,9 @@ _LOAD_LOGGER = "transformers.modeling_utils"
 @contextmanager
 def _held_load_messages() -> Iterator[list[logging.LogRecord]]:
     """Hold back what transformers logs while loading weights, for ``_release`` to decide:
-    its report of missing weights would otherwise precede crystalbox's own error."""
+    its report of missing weights would otherwise precede crystalbox's own error. When loading
+    fails, everything held is logged before the error propagates (it may be the error's detail).
+    """
     held: list[logging.LogRecord] = []
 
     def hold(record: logging.LogRecord) -> bool:
@@ -114,6 +127,10 @@ def _held_load_messages() -> Iterator[list[logging.LogRecord]]:
     logger.addFilter(hold)
     try:
         yield held
+    except BaseException:
+        logger.removeFilter(hold)
+        _release(held, drop=())
+        raise
     finally:
         logger.removeFilter(hold)
 

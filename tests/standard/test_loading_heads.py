@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +115,18 @@ def test_a_model_object_without_a_language_model_head_is_refused(cls: type) -> N
     config = tiny_config("bert", "masked")
     with pytest.raises(ArchitectureError, match="without a language-model head"):
         StandardizedTransformer(cls(config), tokenizer=synthetic_tokenizer(config.vocab_size))
+
+
+def test_weights_of_another_shape_are_a_checkpoint_error_after_the_report(
+    tmp_path: Path, load_messages
+):
+    """A config.json that disagrees with the weights' shapes: transformers' report (the detail)
+    still shows, then a CheckpointError that names the fix instead of a bare RuntimeError."""
+    folder = _save(tmp_path, BertForMaskedLM, "mlm")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(
+        json.dumps({**config, "vocab_size": config["vocab_size"] + 8})
+    )
+    with pytest.raises(CheckpointError, match=r"do not fit the model its config\.json describes"):
+        StandardizedTransformer(folder)
+    assert [m for m in load_messages if "LOAD REPORT" in m and "MISMATCH" in m]
