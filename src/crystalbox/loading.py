@@ -15,6 +15,7 @@ from torch import nn
 
 from crystalbox.default_model import SHORT_NAMES, default_model_path
 from crystalbox.errors import CheckpointError, ModelNotFoundError
+from crystalbox.gguf import gguf_model_path
 
 Task = Literal["causal", "masked", "seq2seq"]
 
@@ -62,6 +63,8 @@ def load_model(
     elif isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         source = path
+        if Path(path).expanduser().is_file():
+            path = str(_folder_of_file(path))
     else:
         raise TypeError(
             f"model must be a hub name, a local folder, an nn.Module or None, not {type(model).__name__}"
@@ -87,6 +90,13 @@ def load_model(
             hf_model, info = _auto_class(task).from_pretrained(
                 path, output_loading_info=True, **kwargs
             )
+    except OSError as exc:
+        if not Path(path).expanduser().is_dir():
+            raise
+        raise CheckpointError(
+            f"{source} has a config.json but no weights that transformers can read ({exc}); "
+            "copy the weights (model.safetensors, or the shards and their index) into it"
+        ) from exc
     except RuntimeError as exc:
         if "above report" not in str(exc):
             raise
@@ -244,14 +254,28 @@ def _tokenizer_of(module: nn.Module) -> Any:
         raise ModelNotFoundError(f"no tokenizer found for {name!r} ({exc}); {fix}") from exc
 
 
+def _folder_of_file(path: str) -> Path:
+    """The model folder for a file the user named: a ``.gguf`` file's converted folder."""
+    if Path(path).suffix.lower() == ".gguf":
+        return gguf_model_path(path)
+    raise ModelNotFoundError(
+        f"{path!r} is a file; pass the folder that holds config.json and the weights (written by "
+        f"save_pretrained()), a .gguf file, a hub name, or {SHORT_NAMES[0]!r} for the embedded "
+        "default model"
+    )
+
+
 def _load_config(path: str) -> Any:
     from transformers import AutoConfig
 
     local = Path(path).expanduser()
     if local.exists() and not (local / "config.json").is_file():
+        ggufs = sorted(p.name for p in local.glob("*.gguf"))
+        hint = f" (it holds {', '.join(ggufs)}: pass one of those files)" if ggufs else ""
         raise ModelNotFoundError(
-            f"{path!r} is a folder without config.json; pass a folder written by "
-            f"save_pretrained(), a hub name, or {SHORT_NAMES[0]!r} for the embedded default model"
+            f"{path!r} is a folder without config.json{hint}; pass a folder written by "
+            f"save_pretrained(), a .gguf file, a hub name, or {SHORT_NAMES[0]!r} for the "
+            "embedded default model"
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:

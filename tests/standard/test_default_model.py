@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from crystalbox import _nnsight, default_model
+from crystalbox import StandardizedTransformer, _nnsight, default_model, gguf
 from crystalbox.methods.lens import logit_lens
 
 pytestmark = pytest.mark.slow
@@ -69,3 +69,26 @@ def test_conversion_is_atomic(tmp_path, monkeypatch):
     path = default_model.default_model_path(progress=False)
     marker = json.loads((path / "crystalbox-conversion.json").read_text())
     assert (path / "model.safetensors").is_file() and marker["seconds"] > 0
+
+
+def test_a_gguf_file_loads_through_its_own_cached_conversion(tmp_path, monkeypatch, smollm):
+    """Any .gguf path converts once into the cache and then reads like the default model (the
+    same file here, under another name, so the same weights)."""
+    monkeypatch.setenv("CRYSTALBOX_CACHE", str(tmp_path / "cache"))
+    link = tmp_path / "my-model.gguf"
+    link.symlink_to(default_model.gguf_path())
+    model = StandardizedTransformer(link)
+    converted = list((tmp_path / "cache" / "models").iterdir())
+    # named after the file itself (the link resolved)
+    assert [folder.name.startswith("gguf-SmolLM2-135M-Instruct") for folder in converted] == [True]
+    with torch.no_grad(), model.trace("The capital of France is"):
+        probs = _nnsight.save(model.next_token_probs)
+    with torch.no_grad(), smollm.trace("The capital of France is"):
+        reference = _nnsight.save(smollm.next_token_probs)
+    assert torch.equal(probs, reference)
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the cached folder should have been used")
+
+    monkeypatch.setattr(gguf, "convert_gguf", no_conversion)
+    assert StandardizedTransformer(link).num_layers == 30

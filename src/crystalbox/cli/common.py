@@ -24,7 +24,8 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="hub name, local folder (a HF model or a programs checkpoint), or 'smollm2-135m' "
+        help="hub name, local folder (a HF model or a programs checkpoint), a .gguf file (converted "
+        "once into a cached folder), or 'smollm2-135m' "
         "(default: the embedded SmolLM2-135M)",
     )
     parser.add_argument(
