@@ -85,6 +85,23 @@ def load_model(
         kwargs["dtype"] = dtype
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
+    hf_model, missing = _load_weights(task, path, source, config, allow_missing_weights, kwargs)
+    hf_model.eval()
+    if tokenizer is None:
+        tokenizer = _tokenizer_at(path, source)
+    return LoadedModel(hf_model, tokenizer, task, source, missing)
+
+
+def _load_weights(
+    task: Task,
+    path: str,
+    source: str,
+    config: Any,
+    allow_missing_weights: bool,
+    kwargs: dict[str, Any],
+) -> tuple[Any, tuple[str, ...]]:
+    """The model at ``path`` with the head of ``task``, and the parameters it had no weights
+    for; ``CheckpointError`` for weights that are absent, missing or of the wrong shape."""
     try:
         with _held_load_messages() as held:
             hf_model, info = _auto_class(task).from_pretrained(
@@ -110,10 +127,7 @@ def load_model(
         raise CheckpointError(_missing_weights_message(source, hf_model, config, missing))
     # missing weights are reported by crystalbox (model.missing_weights, info()); the rest as is
     _release(held, drop=_MISSING_WEIGHT_MESSAGES if missing else ())
-    hf_model.eval()
-    if tokenizer is None:
-        tokenizer = _tokenizer_at(path, source)
-    return LoadedModel(hf_model, tokenizer, task, source, missing)
+    return hf_model, missing
 
 
 # transformers' messages about weights a checkpoint lacks (its load report, untied weights)
