@@ -35,7 +35,7 @@ def test_cli_baseline_reports_and_writes_json(tmp_path, capsys):
     assert report["task"] == "dyck1" and report["config"]["causal"] and report["epochs_run"] == 2
     assert 0.0 <= report["test_acc"] <= 100.0 and report["parameters"] > 0
     assert json.loads((tmp_path / "base.json").read_text()) == report
-    assert main([*args, "--heads", "5"]) == 1
+    assert main([*args, "--heads", "5"]) == 2
     assert "d_model 64 must be divisible by n_heads 5" in capsys.readouterr().err
 
 

@@ -50,4 +50,4 @@ def test_cli_curve_plots_a_checkpoint(trained_hist, tmp_path: Path, capsys):
     peak = max(range(len(history)), key=history.__getitem__)
     assert f"{len(history)} epochs, validation peaks at epoch {peak}" in capsys.readouterr().out
     assert out.stat().st_size > 1000
-    assert main(["programs", "curve", str(tmp_path / "nope"), "-o", str(out)]) == 1
+    assert main(["programs", "curve", str(tmp_path / "nope"), "-o", str(out)]) == 2

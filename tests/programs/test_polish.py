@@ -136,7 +136,7 @@ def test_polish_rejects_bad_settings():
 def test_cli_polish_writes_a_new_checkpoint(damaged_hist, tmp_path: Path, capsys):
     trained, _ = damaged_hist
     source = save_program(trained, tmp_path / "hist")
-    assert main(["programs", "polish", str(source), "-o", str(source)]) == 1
+    assert main(["programs", "polish", str(source), "-o", str(source)]) == 2
     assert "is the checkpoint itself" in capsys.readouterr().err
     args = ["programs", "polish", str(source), "--rounds", "1", "--search-examples", "512"]
     assert main([*args, "--quiet"]) == 0

@@ -86,9 +86,9 @@ def test_refit_rejects_bad_settings(blinded_hist):
 
 def test_cli_refit_writes_a_new_checkpoint(blinded_hist, tmp_path: Path, capsys):
     source = save_program(blinded_hist, tmp_path / "hist")
-    assert main(["programs", "refit", str(source), "-o", str(source)]) == 1
+    assert main(["programs", "refit", str(source), "-o", str(source)]) == 2
     assert "is the checkpoint itself" in capsys.readouterr().err
-    assert main(["programs", "refit", str(source), "--threads", "0"]) == 1
+    assert main(["programs", "refit", str(source), "--threads", "0"]) == 2
     assert "--threads must be positive, got 0" in capsys.readouterr().err
     assert main(["programs", "refit", str(source), "--max-iter", "50"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -134,12 +134,12 @@ def test_cli_trains_evaluates_and_decompiles_a_user_task(task_file: Path, tmp_pa
     assert main(["programs", "decompile", str(out), "-o", str(program)]) == 0
     assert "100.000%" in capsys.readouterr().out and program.is_file()
     moved = task_file.rename(tmp_path / "moved.py")
-    assert main(["programs", "eval", str(out)]) == 1
+    assert main(["programs", "eval", str(out)]) == 2
     assert "does not load now" in capsys.readouterr().err
     assert main(["programs", "eval", str(out), "--task", f"{moved}:make_prefix_max"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == report["accuracy"]
     assert main(["programs", "verify", str(out), "--task", f"{moved}:prefix_max"]) == 0
-    assert main(["programs", "eval", str(out), "--task", "hist"]) == 1
+    assert main(["programs", "eval", str(out), "--task", "hist"]) == 2
     assert "is not the checkpoint's task 'prefix_max'" in capsys.readouterr().err
 
 
@@ -171,7 +171,7 @@ def test_cli_grid_keeps_the_best_validation_run(task_file: Path, tmp_path: Path,
     assert len(rows) == 2 and sum("**best**" in row for row in rows) == 1
     best_val = max(float(row.split("|")[3].split()[0]) for row in rows)
     assert load_program(out).result["val_acc"] == pytest.approx(best_val, abs=0.01)
-    assert main([*args, *SPLITS, "--processes", "0", "--out", str(tmp_path / "x")]) == 1
+    assert main([*args, *SPLITS, "--processes", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--processes must be at least 1" in capsys.readouterr().err
 
 

@@ -178,13 +178,13 @@ def test_cli_train_with_causal_heads(tmp_path: Path, capsys):
     assert main([*args, "--causal-heads", "1", "--out", str(out)]) == 0
     config = load_program(out).model.config
     assert (config.causal, config.n_causal_cat_heads, config.n_causal_num_heads) == (False, 1, 1)
-    assert main([*args, "--causal-heads", "5", "--out", str(tmp_path / "bad")]) == 1
+    assert main([*args, "--causal-heads", "5", "--out", str(tmp_path / "bad")]) == 2
     assert "n_causal_cat_heads must be an integer in [0, n_cat_heads" in capsys.readouterr().err
 
 
 def test_cli_train_refuses_a_folder_of_other_files_before_training(tmp_path: Path, capsys):
     (tmp_path / "notes.txt").write_text("keep me")
-    assert main(["programs", "train", "hist", "--epochs", "1", "--out", str(tmp_path)]) == 1
+    assert main(["programs", "train", "hist", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "holds files other than a programs checkpoint" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -196,7 +196,7 @@ def test_cli_train_keeps_an_earlier_checkpoint_unless_told_to_overwrite(tmp_path
     assert main(args) == 0
     first = (out / "model.safetensors").read_bytes()
     capsys.readouterr()
-    assert main([*args, "--seed", "1"]) == 1
+    assert main([*args, "--seed", "1"]) == 2
     assert "already holds a checkpoint; pass --overwrite" in capsys.readouterr().err
     assert (out / "model.safetensors").read_bytes() == first
     assert main([*args, "--seed", "1", "--overwrite"]) == 0
@@ -204,7 +204,7 @@ def test_cli_train_keeps_an_earlier_checkpoint_unless_told_to_overwrite(tmp_path
     refit = ["programs", "refit", str(out), "--threads", "1"]
     (tmp_path / "hist-refit").mkdir()
     (tmp_path / "hist-refit" / "config.json").write_text((out / "config.json").read_text())
-    assert main(refit) == 1
+    assert main(refit) == 2
     assert "hist-refit already holds a checkpoint" in capsys.readouterr().err
 
 
@@ -236,11 +236,11 @@ def test_cli_train_then_polish(tmp_path: Path, capsys):
 
 def test_cli_train_checks_the_polish_settings_before_training(tmp_path: Path, capsys):
     args = ["programs", "train", "hist", "--epochs", "1", "--out", str(tmp_path / "h")]
-    assert main([*args, "--polish", "-1"]) == 1
+    assert main([*args, "--polish", "-1"]) == 2
     assert "--polish takes a number of rounds" in capsys.readouterr().err
     (tmp_path / "h-polish").mkdir()
     (tmp_path / "h-polish" / "notes.txt").write_text("keep me")
-    assert main([*args, "--polish", "1"]) == 1
+    assert main([*args, "--polish", "1"]) == 2
     assert "holds files other than a programs checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()
 
@@ -280,7 +280,7 @@ def test_cli_help_states_the_train_config_defaults(capsys):
 
 
 def test_cli_train_unknown_task_is_a_clear_error(capsys):
-    assert main(["programs", "train", "nope", "--epochs", "1"]) == 1
+    assert main(["programs", "train", "nope", "--epochs", "1"]) == 2
     assert "unknown task 'nope'; known tasks: reverse, hist" in capsys.readouterr().err
 
 
@@ -318,7 +318,7 @@ def test_train_config_validation():
     ids=["epochs-0", "layers-0", "d-var-0", "threads-0", "device-name", "tau-0", "batch-0"],
 )
 def test_cli_train_refuses_bad_settings_before_training(tmp_path: Path, capsys, option, message):
-    assert main(["programs", "train", "hist", *option, "--out", str(tmp_path / "x")]) == 1
+    assert main(["programs", "train", "hist", *option, "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 

@@ -34,7 +34,7 @@ def test_lens_writes_a_heatmap(tiny_folder, tmp_path, capsys):
 
 
 def test_bad_model_is_a_clear_error_not_a_traceback(tmp_path, capsys):
-    assert main(["info", "--model", str(tmp_path)]) == 1
+    assert main(["info", "--model", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
 
 

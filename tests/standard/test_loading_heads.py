@@ -55,7 +55,7 @@ def test_a_base_encoder_without_its_head_is_refused_unless_allowed(tmp_path: Pat
     assert model.kind == "masked" and model.validate().ok
     assert "cls.predictions.transform.dense.weight" in model.missing_weights
     assert "RANDOM weights  6 parameters" in model.info()
-    assert main(["info", "--model", str(folder)]) == 1
+    assert main(["info", "--model", str(folder)]) == 2
     assert "--allow-missing-weights" in capsys.readouterr().err
     assert main(["info", "--model", str(folder), "--allow-missing-weights"]) == 0
     assert "RANDOM weights" in capsys.readouterr().out

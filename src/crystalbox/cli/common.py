@@ -41,12 +41,10 @@ def model_from_args(args: argparse.Namespace) -> Any:
     return load_model(args.model, args.allow_missing_weights)
 
 
-def guard(
-    func: Callable[[argparse.Namespace], int], status: int = 2
-) -> Callable[[argparse.Namespace], int]:
-    """Turn bad-input errors into a one-line message and exit code ``status`` (2 for the model
-    and methods commands, 1 for ``programs``); ``CrystalboxError`` passes through to ``main``,
-    which reports it the same way with exit code 1."""
+def guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn bad-input errors into a one-line message and exit status 2 (``CrystalboxError``
+    passes through to ``main``, which reports it the same way). Exit statuses of every
+    command: 0 done, 1 a check it ran failed (``validate``, ``programs verify``), 2 bad input."""
 
     def run(args: argparse.Namespace) -> int:
         try:
@@ -57,6 +55,6 @@ def guard(
             if isinstance(exc, CrystalboxError):
                 raise
             print(f"crystalbox {args.command}: error: {exc}", file=sys.stderr)
-            return status
+            return 2
 
     return run

@@ -43,9 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CrystalboxError as exc:
+    except CrystalboxError as exc:  # bad input: a model, checkpoint or file that cannot be used
         print(f"crystalbox: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from crystalbox._files import write_atomically
+from crystalbox.cli.common import guard
 from crystalbox.cli.programs_commands import (
     add_task_data_arguments,
     task_from_args,
-    user_errors,
 )
 
 __all__ = ["register"]
@@ -36,7 +36,7 @@ def register(programs: Any) -> None:
         "--json", default=None, metavar="FILE", help="also write the result as JSON"
     )
     baseline.add_argument("--quiet", action="store_true", help="no progress bar")
-    baseline.set_defaults(func=user_errors(_baseline))
+    baseline.set_defaults(func=guard(_baseline))
 
 
 def _baseline(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crystalbox.cli.common import guard
+
 if TYPE_CHECKING:
     from crystalbox.programs.checkpoint import LoadedProgram
     from crystalbox.programs.data import TaskData
@@ -80,7 +82,7 @@ def register(subparsers: Any) -> None:
         "(as `programs polish OUT --rounds ROUNDS`)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=user_errors(_train))
+    train.set_defaults(func=guard(_train))
 
     evaluate = programs.add_parser("eval", help="accuracy of a checkpoint's discrete model")
     evaluate.add_argument("checkpoint", help="folder written by `programs train`")
@@ -94,7 +96,7 @@ def register(subparsers: Any) -> None:
         help="also accuracy per position, per target class and per whole sequence",
     )
     add_task_option(evaluate)
-    evaluate.set_defaults(func=user_errors(_eval))
+    evaluate.set_defaults(func=guard(_eval))
 
     refit = programs.add_parser(
         "refit",
@@ -108,7 +110,7 @@ def register(subparsers: Any) -> None:
     refit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations")
     refit.add_argument("--threads", type=int, default=None)
     add_task_option(refit)
-    refit.set_defaults(func=user_errors(_refit))
+    refit.set_defaults(func=guard(_refit))
 
     polish = programs.add_parser(
         "polish",
@@ -138,7 +140,7 @@ def register(subparsers: Any) -> None:
     polish.add_argument("--threads", type=int, default=None)
     polish.add_argument("--quiet", action="store_true", help="no progress bar")
     add_task_option(polish)
-    polish.set_defaults(func=user_errors(_polish))
+    polish.set_defaults(func=guard(_polish))
 
     for name in EXTENSION_MODULES:
         try:
@@ -301,13 +303,6 @@ def task_argument(spec: str | None) -> Task | None:
     from crystalbox.programs.task_source import load_task
 
     return load_task(spec) if spec else None
-
-
-def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Report bad user input as one line with exit status 1 (``common.guard``)."""
-    from crystalbox.cli.common import guard
-
-    return guard(func, status=1)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

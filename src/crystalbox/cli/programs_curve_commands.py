@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from crystalbox.cli.programs_commands import user_errors
+from crystalbox.cli.common import guard
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ def register(programs: Any) -> None:
     )
     curve.add_argument("checkpoint", help="folder written by `programs train`")
     curve.add_argument("-o", "--output", required=True, help="a .png file, or .html")
-    curve.set_defaults(func=user_errors(_curve))
+    curve.set_defaults(func=guard(_curve))
 
 
 def _curve(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from crystalbox._files import write_atomically
-from crystalbox.cli.programs_commands import add_task_option, task_argument, user_errors
+from crystalbox.cli.common import guard
+from crystalbox.cli.programs_commands import add_task_option, task_argument
 
 __all__ = ["register"]
 
@@ -26,14 +27,14 @@ def register(programs: Any) -> None:
         "--no-prune", action="store_true", help="keep classifier features that change nothing"
     )
     add_task_option(decompile)
-    decompile.set_defaults(func=user_errors(_decompile))
+    decompile.set_defaults(func=guard(_decompile))
 
     verify = programs.add_parser(
         "verify", help="compare the decompiled program with the model on every input"
     )
     verify.add_argument("checkpoint")
     add_task_option(verify)
-    verify.set_defaults(func=user_errors(_verify))
+    verify.set_defaults(func=guard(_verify))
 
     explain = programs.add_parser(
         "explain", help="trace every variable of the program on one input"
@@ -41,13 +42,13 @@ def register(programs: Any) -> None:
     explain.add_argument("checkpoint")
     explain.add_argument("tokens", help='space-separated input, e.g. "3 1 2 2" (BOS/EOS added)')
     explain.add_argument("--prune", action="store_true", help="trace the pruned program")
-    explain.set_defaults(func=user_errors(_explain))
+    explain.set_defaults(func=guard(_explain))
 
     graph = programs.add_parser("graph", help="draw the program's dependency graph as a PNG")
     graph.add_argument("checkpoint")
     graph.add_argument("-o", "--output", required=True, help="the .png file to write")
     graph.add_argument("--prune", action="store_true", help="draw the pruned program")
-    graph.set_defaults(func=user_errors(_graph))
+    graph.set_defaults(func=guard(_graph))
 
 
 def _checkpoint(path: str) -> Path:

@@ -8,6 +8,7 @@ import statistics
 from typing import Any
 
 from crystalbox._files import write_atomically
+from crystalbox.cli.common import guard
 from crystalbox.cli.programs_commands import (
     add_model_arguments,
     add_overwrite_option,
@@ -16,7 +17,6 @@ from crystalbox.cli.programs_commands import (
     model_options_from_args,
     task_from_args,
     train_config_from_args,
-    user_errors,
 )
 
 __all__ = ["register"]
@@ -47,7 +47,7 @@ def register(programs: Any) -> None:
         "--json", default=None, metavar="FILE", help="also write every run's result as JSON"
     )
     grid.add_argument("--quiet", action="store_true", help="no progress bar")
-    grid.set_defaults(func=user_errors(_grid))
+    grid.set_defaults(func=guard(_grid))
 
 
 def _grid(args: argparse.Namespace) -> int:

@@ -92,5 +92,5 @@ def test_cli_commands(checkpoint, tmp_path, capsys):
 )
 def test_cli_reports_bad_input(checkpoint, tmp_path, capsys, argv, message):
     argv = [a.format(missing=tmp_path / "nope", ckpt=checkpoint) for a in argv]
-    assert main(["programs", *argv]) == 1
+    assert main(["programs", *argv]) == 2
     assert message in capsys.readouterr().err
