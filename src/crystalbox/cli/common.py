@@ -44,7 +44,8 @@ def model_from_args(args: argparse.Namespace) -> Any:
 def guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn bad-input errors into a one-line message and exit status 2 (``CrystalboxError``
     passes through to ``main``, which reports it the same way). Exit statuses of every
-    command: 0 done, 1 a check it ran failed (``validate``, ``programs verify``), 2 bad input."""
+    command: 0 done, 1 a check it ran failed (``validate``, ``demo``, ``programs verify``), 2 bad
+    input."""
 
     def run(args: argparse.Namespace) -> int:
         try:
