@@ -1,4 +1,4 @@
-"""Helpers shared by the model and methods commands: loading a model, reporting bad input."""
+"""Helpers shared by the commands: loading a model, reporting bad input."""
 
 from __future__ import annotations
 
