@@ -238,12 +238,14 @@ class StreamLayout:
         self, hidden: torch.Tensor, n_cat: int, n_num: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n_cat`` categorical ``[v, b, n, k]`` and ``n_num`` numerical
-        ``[u, b, n]`` variables of ``hidden [b, n, d_model]``."""
+        ``[u, b, n]`` variables of ``hidden [b, n, d_model]``, as contiguous copies: the
+        program computes on contiguous chunks, and on some CPUs (AVX-512 with AMX) a strided
+        operand takes another matrix-product kernel, which rounds differently."""
         b, n, _ = hidden.shape
         cat = hidden[..., : n_cat * self.k].reshape(b, n, n_cat, self.k).permute(2, 0, 1, 3)
         start = self.n_cat * self.k
         num = hidden[..., start : start + n_num].permute(2, 0, 1)
-        return cat, num
+        return cat.contiguous(), num.contiguous()
 
     def write(
         self,
