@@ -60,6 +60,13 @@ def register(subparsers: Any) -> None:
         "--mlps", type=int, default=None, help="per layer, split categorical/numerical"
     )
     add_model_arguments(train)
+    train.add_argument(
+        "--start",
+        default=None,
+        metavar="CHECKPOINT",
+        help="train on from a checkpoint's weights (its model; the same task and data) "
+        "instead of a fresh initialisation",
+    )
     train.add_argument("--threads", type=int, default=None)
     train.add_argument("--device", default=None)
     train.add_argument(
@@ -198,10 +205,26 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tau-end", type=float, default=None, help="last temperature (default 0.01)"
     )
+    parser.add_argument(
+        "--patience",
+        dest="plateau_patience",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="stop once validation has not reached its best for EPOCHS epochs (default: run "
+        "every epoch, the paper's; 40 keeps the selected epoch of every committed run)",
+    )
 
 
 #: ``add_task_arguments``'s schedule options, as ``TrainConfig`` fields (None: its default)
-_SCHEDULE_OPTIONS = ("lr_schedule", "batch_size", "sampler", "tau_start", "tau_end")
+_SCHEDULE_OPTIONS = (
+    "lr_schedule",
+    "batch_size",
+    "sampler",
+    "tau_start",
+    "tau_end",
+    "plateau_patience",
+)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -313,6 +336,12 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def _train(args: argparse.Namespace) -> int:
     import time
 
+    from crystalbox.cli.programs_start import (
+        check_start_data,
+        describe_accuracies,
+        start_checkpoint,
+        start_record,
+    )
     from crystalbox.programs.checkpoint import save_program
     from crystalbox.programs.train import default_program_config, train_program
 
@@ -324,8 +353,13 @@ def _train(args: argparse.Namespace) -> int:
     check_output_folder(out, args.overwrite)  # before training, not after
     if args.polish:
         check_output_folder(f"{out}-polish", args.overwrite)
-    model_config = default_program_config(
-        task, args.layers, args.heads, args.mlps, **model_options_from_args(args)
+    start = start_checkpoint(args, task) if args.start else None
+    model_config = (
+        start.model.config
+        if start
+        else default_program_config(
+            task, args.layers, args.heads, args.mlps, **model_options_from_args(args)
+        )
     )
     train_config = train_config_from_args(
         args,
@@ -336,14 +370,20 @@ def _train(args: argparse.Namespace) -> int:
         init=args.init,
         progress=not args.quiet,
     )
-    trained = train_program(task, model_config, train_config)
-    save_program(trained, out)
+    if start:
+        check_start_data(start, args.start, train_config)
+    trained = train_program(task, model_config, train_config, start=start.model if start else None)
+    lineage = start_record(start, args.start) if start else {}
+    save_program(trained, out, **lineage)
     result = trained.result
     print(
         f"{task.name}: val {result.val_acc:.2f}  test {result.test_acc:.2f}  "
         f"(epoch {result.best_epoch}, {result.wall_s:.0f}s, {result.threads} "
         f"thread{'' if result.threads == 1 else 's'}) -> {out}"
     )
+    if lineage:
+        begun = lineage["start"]
+        print(f"started from {args.start}: {describe_accuracies(begun)}")
     if args.polish:
         from crystalbox.programs.polish import PolishConfig
 

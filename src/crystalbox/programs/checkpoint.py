@@ -74,8 +74,9 @@ class LoadedProgram:
     result: dict[str, Any]
 
 
-def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
+def save_program(trained: TrainedProgram, directory: str | Path, **result: Any) -> Path:
     """Write ``directory/model.safetensors`` and ``directory/config.json``; returns the folder.
+    ``result`` entries are recorded beside the run's result (e.g. where training started).
 
     Both files are written into a staging folder beside ``directory`` which then replaces it,
     so a crash never leaves a checkpoint whose weights and configuration disagree, and an
@@ -92,7 +93,12 @@ def save_program(trained: TrainedProgram, directory: str | Path) -> Path:
     }
     return _save(
         trained.model,
-        _record(trained.model, task_record, asdict(trained.train_config), trained.result.to_dict()),
+        _record(
+            trained.model,
+            task_record,
+            asdict(trained.train_config),
+            {**trained.result.to_dict(), **result},
+        ),
         Path(directory),
     )
 
