@@ -61,7 +61,7 @@ def run_one(
     """One run; ``shape``: n_layers / n_heads / n_mlps / count_only / causal_heads / tables overriding the published
     configuration; ``progress``: the training bar on stderr;
     ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature,
-    lr_schedule, tau_end)."""
+    lr_schedule, tau_end, plateau_patience)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
     config = default_program_config(task, **(shape or {}))
@@ -90,6 +90,7 @@ def run_one(
         "attention_temperature": train_config.attention_temperature,
         "lr_schedule": train_config.lr_schedule,
         "tau_end": train_config.tau_end,
+        "plateau_patience": train_config.plateau_patience,
         "config": config.summary(),
         "val_acc": round(result.val_acc, 2),
         "test_acc": round(result.test_acc, 2),
@@ -143,9 +144,11 @@ def run_baseline(
     }
 
 
-def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float, str, float]:
+def _series(
+    run: dict[str, Any],
+) -> tuple[int, str, str, str, str, str, float, str, float, int | None]:
     """Runs of one series share epochs, sampler, initialisations, loss, configuration,
-    attention temperature, learning-rate schedule and end temperature."""
+    attention temperature, learning-rate schedule, end temperature and plateau patience."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
@@ -156,6 +159,7 @@ def _series(run: dict[str, Any]) -> tuple[int, str, str, str, str, str, float, s
         run.get("attention_temperature", 1.0),
         run.get("lr_schedule", "constant"),
         run.get("tau_end", 0.01),
+        run.get("plateau_patience"),
     )
 
 
@@ -224,6 +228,7 @@ def _row(runs: list[dict[str, Any]]) -> str:
     init += f", attention temperature {series[6]:.3g}" if series[6] != 1.0 else ""
     init += f", {series[7]} lr" if series[7] != "constant" else ""
     init += f", tau_end {series[8]:.3g}" if series[8] != 0.01 else ""
+    init += f", patience {series[9]}" if series[9] is not None else ""
     return (
         f"{best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
         f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -247,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     parser.add_argument("--tau-end", type=float, default=0.01, help="end of the tau schedule")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many epochs without a new best validation (default: none)",
+    )
     parser.add_argument("--layers", type=int, default=None, help="default: the paper's")
     parser.add_argument("--heads", type=int, default=None, help="per layer, split cat/num")
     parser.add_argument("--mlps", type=int, default=None, help="per layer, split cat/num")
@@ -308,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                         attention_temperature=args.attention_temperature,
                         lr_schedule=args.lr_schedule,
                         tau_end=args.tau_end,
+                        plateau_patience=args.patience,
                     )
                 print(json.dumps(run), flush=True)
                 runs = _record(run)
