@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from crystalbox.programs.config import ProgramConfig
 from crystalbox.programs.data import IGNORE, Split, TaskData, make_data
+from crystalbox.programs.denormals import flushed_denormals
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.samplers import SAMPLERS, Sampler, TemperatureSchedule
 from crystalbox.programs.tasks import PAD, PUBLISHED, Task, task_identity
@@ -42,7 +43,9 @@ class TrainConfig:
     validation for this many consecutive epochs (None: always run every epoch).
     ``plateau_patience``: stop once this many epochs have passed without the validation
     accuracy reaching its best again (None, the paper's: run every epoch). Selection and
-    stopping use validation only. ``sampler="gumbel_hard"`` (straight-through) is available;
+    stopping use validation only. ``flush_denormal``: treat denormal floats as zero during
+    training (``denormals.flushed_denormals``: 2-2.8x faster steps measured on CPU); intra-op
+    threads that torch starts during the run keep flushing after it. ``sampler="gumbel_hard"`` (straight-through) is available;
     measured at 40 epochs on double_hist it reached 37% where Gumbel-soft reached 71%.
     """
 
@@ -65,6 +68,7 @@ class TrainConfig:
     stop_at: float = 100.0
     stop_patience: int | None = 5
     plateau_patience: int | None = None
+    flush_denormal: bool = True
     # "domain" / "origin": see init_numerical_mlps_on_domain / _through_origin
     num_mlp_init: Literal["normal", "domain", "origin"] = "normal"
     # "reference": every parameter at the authors' scales (ProgramTransformer.init_like_reference)
@@ -261,6 +265,18 @@ def train_program(
         )
     if train_config.threads is not None:
         torch.set_num_threads(train_config.threads)
+    with flushed_denormals(train_config.flush_denormal):
+        return _run(task, model_config, train_config, data, start)
+
+
+def _run(
+    task: Task,
+    model_config: ProgramConfig,
+    train_config: TrainConfig,
+    data: TaskData | None,
+    start: ProgramTransformer | None,
+) -> TrainedProgram:
+    """``train_program`` once its inputs are checked."""
     started = time.perf_counter()
     if data is None:
         data = make_data(
