@@ -1,8 +1,8 @@
 """Denormal floats flushed to zero while training (x86 FTZ/DAZ).
 
 At low temperatures the relaxed model's softmaxes and their gradients hold many denormal
-values (below 1.2e-38), and CPU arithmetic on them is slow: on a Xeon with AVX-512 a dyck2
-step took 2-2.8x longer without flushing (bench/bench_denormals.py). Flushing changes only
+values (below 1.2e-38), and CPU arithmetic on them is slow: on a Xeon with AVX-512, steps at
+tau 1 to 0.1 took 1.3-4.7x longer without flushing (bench/bench_denormals.py). Flushing changes only
 values that small. The setting is per thread: it covers the calling thread and the intra-op
 threads torch creates while it is on (those made earlier keep their own setting).
 """
