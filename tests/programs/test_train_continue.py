@@ -26,16 +26,12 @@ def test_training_stops_on_a_validation_plateau(monkeypatch):
     scores = iter([50.0, 40.0, 50.0, 45.0, 45.0, 45.0, 45.0])
     monkeypatch.setattr(train_module, "accuracy", lambda *args, **kwargs: next(scores, 45.0))
     config = dataclasses.replace(
-        QUICK, epochs=10, n_train=128, n_val=32, n_test=32, stop_patience=None
+        QUICK, epochs=10, n_train=128, n_val=32, n_test=32, stop_patience=None, plateau_patience=3
     )
-    result = train_program(make_task("hist"), None, replace_plateau(config, 3)).result
+    result = train_program(make_task("hist"), None, config).result
     # epoch 2 reaches the best again (ties count), then three epochs without it
     assert result.val_history == (50.0, 40.0, 50.0, 45.0, 45.0, 45.0)
     assert result.best_epoch == 2 and result.epochs_run == 6
-
-
-def replace_plateau(config: TrainConfig, epochs: int | None) -> TrainConfig:
-    return dataclasses.replace(config, plateau_patience=epochs)
 
 
 def test_plateau_patience_must_be_positive():

@@ -2,7 +2,7 @@
 
 At low temperatures the relaxed model's softmaxes and their gradients hold many denormal
 values (below 1.2e-38), and CPU arithmetic on them is slow: on a Xeon with AVX-512, steps at
-tau 1 to 0.1 took 1.3-4.7x longer without flushing (bench/bench_denormals.py). Flushing changes only
+tau 1 to 0.1 took 1.2-4.8x longer without flushing (bench/bench_denormals.py). Flushing changes only
 values that small. The setting is per thread: it covers the calling thread and the intra-op
 threads torch creates while it is on (those made earlier keep their own setting).
 """

@@ -44,7 +44,7 @@ class TrainConfig:
     ``plateau_patience``: stop once this many epochs have passed without the validation
     accuracy reaching its best again (None, the paper's: run every epoch). Selection and
     stopping use validation only. ``flush_denormal``: treat denormal floats as zero during
-    training (``denormals.flushed_denormals``; steps at tau 1 to 0.1 measured 1.3-4.7x faster
+    training (``denormals.flushed_denormals``; steps at tau 1 to 0.1 measured 1.2-4.8x faster
     on CPU); intra-op threads that torch starts during the run keep flushing after it.
     ``sampler="gumbel_hard"`` (straight-through) is available; measured at 40 epochs on
     double_hist it reached 37% where Gumbel-soft reached 71%.
