@@ -181,9 +181,12 @@ class ProgramLayer(nn.Module):
         q, kk, v, nq, nk = streamed.split([hc, hc, hc, hn, hn], dim=0)
         tau_t = torch.as_tensor(tau, dtype=cat.dtype, device=cat.device)
         if hc:
-            noise = torch.zeros(hc, b, n, n, device=cat.device)
             if sampler in ("gumbel_soft", "gumbel_hard"):
-                noise = _gumbel_like(noise)
+                noise = _gumbel_like(torch.empty(hc, b, n, n, device=cat.device))
+            else:
+                noise = torch.zeros(hc, b, n, n, device=cat.device)
+            scale = self.attention_temperature  # None: 1, skipping an exact no-op division
+            scale_t = None if scale == 1.0 else torch.as_tensor(scale, dtype=cat.dtype)
             kernel = get_kernel("cat_heads_soft", self.compiled)
             head_cat = kernel(
                 q,
@@ -194,7 +197,7 @@ class ProgramLayer(nn.Module):
                 self.bias[:n, :n],
                 noise,
                 tau_t,
-                torch.as_tensor(self.attention_temperature, dtype=cat.dtype, device=cat.device),
+                None if scale_t is None else scale_t.to(cat.device),
             )
         else:
             head_cat = cat.new_zeros(0, b, n, k)
@@ -227,7 +230,7 @@ class ProgramLayer(nn.Module):
         tau: float,
     ) -> torch.Tensor:
         """``x``: ``[m, b*n, d_in]`` -> sampled one-hot outputs ``[m, b*n, k]``."""
-        hidden = torch.relu(torch.baddbmm(b1.unsqueeze(1), x, w1))
+        hidden = torch.relu_(torch.baddbmm(b1.unsqueeze(1), x, w1))  # in place: one pass less
         logits = torch.baddbmm(b2.unsqueeze(1), hidden, w2)
         return sample(logits, sampler, tau)
 
