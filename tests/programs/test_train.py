@@ -332,6 +332,20 @@ def test_a_cuda_device_without_cuda_is_a_clear_error(monkeypatch):
     assert _device(TrainConfig()).type == "cpu"
 
 
+def test_compile_that_cannot_run_warns_and_trains_eagerly(monkeypatch):
+    from crystalbox.programs import train as train_module
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda:0")
+    assert not train_module._use_compiled_kernels(TrainConfig(compile=False), cpu)
+    with pytest.warns(RuntimeWarning, match="built for CPU training only, and this run is on cuda"):
+        assert not train_module._use_compiled_kernels(TrainConfig(compile=True), cuda)
+    monkeypatch.setattr(train_module, "_COMPILER_OK", False)  # as on a machine without g++
+    with pytest.warns(RuntimeWarning, match="install a C\\+\\+ compiler"):
+        assert not train_module._use_compiled_kernels(TrainConfig(compile=True), cpu)
+    monkeypatch.setattr(train_module, "_COMPILER_OK", True)
+    assert train_module._use_compiled_kernels(TrainConfig(compile=True), cpu)
+
+
 def test_cosine_schedule_runs_the_learning_rate_from_lr_down_to_zero():
     from crystalbox.programs.train import _set_lr
 

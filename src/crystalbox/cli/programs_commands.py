@@ -72,7 +72,8 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the attention kernels (no gain measured)",
+        help="torch.compile the attention kernels (needs a C++ compiler; about 1.1x per step at "
+        "k = 16, none at k = 8; rounds differently, so a seed trains another program)",
     )
     train.add_argument(
         "--init",

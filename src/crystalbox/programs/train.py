@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -300,7 +301,7 @@ def _run(
         model.load_state_dict(start.state_dict())
     model.set_attention_temperature(train_config.attention_temperature)
     model = model.to(device)
-    model.use_compiled_kernels(train_config.compile and device.type == "cpu" and _compiler_works())
+    model.use_compiled_kernels(_use_compiled_kernels(train_config, device))
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
     inputs = torch.as_tensor(data.train.inputs, device=device)
     targets = torch.as_tensor(data.train.targets, device=device)
@@ -411,6 +412,24 @@ def _loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tenso
 
 
 _COMPILER_OK: bool | None = None
+
+
+def _use_compiled_kernels(train_config: TrainConfig, device: torch.device) -> bool:
+    """Whether this run compiles its attention kernels; warns when ``compile=True`` cannot."""
+    if not train_config.compile:
+        return False
+    if device.type != "cpu":
+        reason = f"compiled kernels are built for CPU training only, and this run is on {device}"
+    elif not _compiler_works():
+        reason = "torch.compile cannot build CPU kernels here (install a C++ compiler, e.g. g++)"
+    else:
+        return True
+    warnings.warn(
+        f"compile=True is ignored: {reason}; training runs the eager kernels",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return False
 
 
 def _compiler_works() -> bool:
