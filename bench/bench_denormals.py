@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import argparse
 
-from bench_train_step import run_worker
+from bench_train_step import DEFAULT_CHECKPOINTS, run_worker
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="*", help="checkpoint folders")
+    parser.add_argument(
+        "checkpoints", nargs="*", help="checkpoint folders (default: dyck2, dyck1, most_freq)"
+    )
     parser.add_argument("--taus", type=float, nargs="+", default=[1.0, 0.1, 0.01])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args(argv)
-    if not args.checkpoints:
-        parser.error("name at least one checkpoint folder")
     print(f"{args.threads} thread(s), medians of {args.steps} steps of 512 examples")
     print("| checkpoint | tau | ms/step, denormals kept | flushed | speed-up |")
     print("| --- | --- | --- | --- | --- |")
-    for checkpoint in args.checkpoints:
+    for checkpoint in args.checkpoints or DEFAULT_CHECKPOINTS:
         for tau in args.taus:
             ms = {
                 flush: run_worker(checkpoint, tau, flush, args.threads, args.steps)["ms"]

@@ -69,6 +69,13 @@ def error_table(checkpoint: Path) -> tuple[str, int, int]:
     return "\n".join(lines), sum(errors.values()), sum(positions.values())
 
 
+DEFAULT_CHECKPOINTS = [
+    Path(__file__).resolve().parent.parent / "docs" / folder / task
+    for task in ("dyck2", "dyck2_authors", "dyck1")
+    for folder in ("programs-checkpoints", "programs-checkpoints-polished")
+]
+
+
 def _reading_order(group: str) -> tuple[int, str]:
     """Valid prefixes by depth, then first errors, then positions after an error."""
     return (("valid", "first", "after").index(group.split(",")[0].split(" ")[0]), group)
@@ -76,9 +83,14 @@ def _reading_order(group: str) -> tuple[int, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", type=Path, nargs="+", help="dyck program checkpoints")
+    parser.add_argument(
+        "checkpoints",
+        type=Path,
+        nargs="*",
+        help="dyck program checkpoints (default: the committed trained and polished ones)",
+    )
     args = parser.parse_args()
-    for checkpoint in args.checkpoints:
+    for checkpoint in args.checkpoints or DEFAULT_CHECKPOINTS:
         rows, n_errors, n_positions = error_table(checkpoint)
         accuracy = 100 * (1 - n_errors / n_positions)
         print(f"\n{checkpoint} (test split: {n_errors} errors in {n_positions:,}, {accuracy:.2f}%)")

@@ -5,7 +5,7 @@ Each variant is a set of ``TrainConfig`` overrides, plus optionally the model's 
 ``causal_heads`` and ``tables`` (``default_program_config``'s arguments); every (variant, seed)
 run is trained in this process on one thread and printed as one JSON line, then one summary
 line per variant (test accuracies of the discrete model, in seed order, and the mean). Nothing is written to disk.
-Example (the hist screening in docs/programs.md)::
+Example (the hist screening in docs/programs.md, also what it runs without arguments)::
 
     python bench/bench_program_variants.py hist --epochs 100 --seeds 0 1 2 3 \
         --variant default='{}' --variant lr_1e-2='{"lr": 0.01}' \
@@ -29,6 +29,12 @@ import torch
 from crystalbox.programs.tasks import TASKS, make_task
 from crystalbox.programs.train import TrainConfig, default_program_config, train_program
 
+# run with no arguments: the hist screening of the example above
+DEFAULT_VARIANTS = [
+    ("default", {}),
+    ("lr_1e-2", {"lr": 0.01}),
+    ("reference", {"init": "reference"}),
+]
 MODEL_KEYS = ("n_layers", "n_heads", "n_mlps", "count_only", "causal_heads", "tables")
 
 
@@ -48,11 +54,17 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=list(TASKS))
-    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("task", nargs="?", default="hist", choices=list(TASKS))
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
-    parser.add_argument("--variant", action="append", type=parse_variant, required=True)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=parse_variant,
+        help="NAME=JSON, repeatable (default: the hist screening of the example above)",
+    )
     args = parser.parse_args(argv)
+    args.variant = args.variant or DEFAULT_VARIANTS
     torch.set_num_threads(1)
     task = make_task(args.task)
     for name, overrides in args.variant:

@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# the committed checkpoints of the three tasks with the slowest steps
+DEFAULT_CHECKPOINTS = [
+    str(ROOT / "docs" / "programs-checkpoints" / task) for task in ("dyck2", "dyck1", "most_freq")
+]
 
 
 def worker(checkpoint: str, tau: float, flush: bool, threads: int, steps: int) -> dict:
@@ -82,7 +86,9 @@ def export_src(revision: str, into: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="*", help="checkpoint folders")
+    parser.add_argument(
+        "checkpoints", nargs="*", help="checkpoint folders (default: dyck2, dyck1, most_freq)"
+    )
     parser.add_argument("--against", default="HEAD", help="git revision to compare with")
     parser.add_argument("--taus", type=float, nargs="+", default=[1.0, 0.1, 0.01])
     parser.add_argument("--threads", type=int, default=1)
@@ -94,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint, tau, flush = args.worker
         print(json.dumps(worker(checkpoint, float(tau), flush == "1", args.threads, args.steps)))
         return 0
-    if not args.checkpoints:
-        parser.error("name at least one checkpoint folder")
+    checkpoints = args.checkpoints or DEFAULT_CHECKPOINTS
     with tempfile.TemporaryDirectory() as tmp:
         baseline = export_src(args.against, tmp)
         print(
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"| checkpoint | tau | ms/step, {args.against} | this checkout | speed-up |")
         print("| --- | --- | --- | --- | --- |")
-        for checkpoint in args.checkpoints:
+        for checkpoint in checkpoints:
             for tau in args.taus:
                 ms: dict[str, list[float]] = {"base": [], "this": []}
                 for _ in range(args.rounds):
