@@ -29,7 +29,13 @@ def plateau_stop(history: list[float], patience: int) -> tuple[int, int, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="a folder of checkpoint folders")
+    parser.add_argument(
+        "folder",
+        type=Path,
+        nargs="?",
+        default=Path(__file__).resolve().parent.parent / "docs" / "programs-checkpoints",
+        help="a folder of checkpoint folders (default: the committed ones)",
+    )
     parser.add_argument("--patience", type=int, nargs="+", default=[20, 30, 40, 60])
     args = parser.parse_args(argv)
     configs = sorted(args.folder.glob("*/config.json"))
