@@ -49,7 +49,7 @@ def cat_heads_soft(
     ``[h, b, q, j]`` (zeros for plain softmax); ``tau``: scalar tensor; ``scale``: scalar
     tensor dividing the score logits before the noise (the attention temperature; None: 1).
     Only the BOS column gets the no-match term, and the mask rides on the bias (``-inf``), so
-    no full-size ``where`` or ``masked_fill`` runs (a third faster per step on CPU).
+    no full-size ``where`` or ``masked_fill`` runs (the kernel 1.3x faster on CPU, same numbers).
     """
     match = _match(queries, keys, pred) * allowed
     rest = match[..., 1:]
