@@ -264,3 +264,13 @@ def test_causal_head_counts_are_checked():
         ProgramConfig(vocab_size=6, n_classes=5, n_ctx=8, n_cat_heads=1, n_causal_cat_heads=2)
     with pytest.raises(ValueError, match="n_causal_num_heads is for non-causal models"):
         ProgramConfig(vocab_size=6, n_classes=5, n_ctx=8, causal=True, n_causal_num_heads=1)
+
+
+def test_attention_temperature_reaches_the_relaxed_heads_and_not_the_program():
+    model, tokens = random_model(False), random_tokens(20)
+    relaxed, program = model(tokens, "softmax", 1.0), model.predict(tokens)
+    model.set_attention_temperature(4.0)
+    assert not torch.allclose(model(tokens, "softmax", 1.0), relaxed)
+    assert torch.equal(model.predict(tokens), program)
+    model.set_attention_temperature(1.0)  # back to the undivided logits, bit for bit
+    assert torch.equal(model(tokens, "softmax", 1.0), relaxed)

@@ -185,8 +185,10 @@ class ProgramLayer(nn.Module):
                 noise = _gumbel_like(torch.empty(hc, b, n, n, device=cat.device))
             else:
                 noise = torch.zeros(hc, b, n, n, device=cat.device)
-            scale = self.attention_temperature  # None: 1, skipping an exact no-op division
-            scale_t = None if scale == 1.0 else torch.as_tensor(scale, dtype=cat.dtype)
+            scale = self.attention_temperature  # 1 passes None: no division by one
+            scale_t = (
+                None if scale == 1.0 else torch.tensor(scale, dtype=cat.dtype, device=cat.device)
+            )
             kernel = get_kernel("cat_heads_soft", self.compiled)
             head_cat = kernel(
                 q,
@@ -197,7 +199,7 @@ class ProgramLayer(nn.Module):
                 self.bias[:n, :n],
                 noise,
                 tau_t,
-                None if scale_t is None else scale_t.to(cat.device),
+                scale_t,
             )
         else:
             head_cat = cat.new_zeros(0, b, n, k)
