@@ -89,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "checkpoints", nargs="*", help="checkpoint folders (default: dyck2, dyck1, most_freq)"
     )
-    parser.add_argument("--against", default="HEAD", help="git revision to compare with")
+    parser.add_argument(
+        "--against",
+        default="HEAD",
+        help="git revision to compare with (default HEAD: what uncommitted changes do; on a "
+        "clean checkout the ratio shows the noise of the measurement)",
+    )
     parser.add_argument("--taus", type=float, nargs="+", default=[1.0, 0.1, 0.01])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=8)
