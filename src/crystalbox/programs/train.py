@@ -411,9 +411,6 @@ def _loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tenso
     return (per_token.sum(-1)[scored] / counts[scored]).mean()
 
 
-_COMPILER_OK: bool | None = None
-
-
 def _use_compiled_kernels(train_config: TrainConfig, device: torch.device) -> bool:
     """Whether this run compiles its attention kernels; warns when ``compile=True`` cannot."""
     if not train_config.compile:
@@ -427,9 +424,12 @@ def _use_compiled_kernels(train_config: TrainConfig, device: torch.device) -> bo
     warnings.warn(
         f"compile=True is ignored: {reason}; training runs the eager kernels",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of train_program
     )
     return False
+
+
+_COMPILER_OK: bool | None = None
 
 
 def _compiler_works() -> bool:
