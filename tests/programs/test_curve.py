@@ -42,6 +42,23 @@ def test_training_curve_writes_png_and_html(tmp_path: Path):
         training_curve([], title="t", path=tmp_path / "x.png")
 
 
+def test_training_curve_draws_the_averaged_parameters_and_marks_the_selected_one(tmp_path: Path):
+    history, averaged = [50.0, 70.0, 80.0], [52.0, 75.0, 79.0]
+    png = training_curve(
+        history,
+        average_history=averaged,
+        selected="average",
+        best_epoch=1,
+        title="t",
+        path=tmp_path / "curve.png",
+    )
+    assert png.read_bytes().startswith(b"\x89PNG")
+    html = training_curve(history, average_history=averaged, title="t", path=tmp_path / "c.html")
+    assert "averaged parameters (%)" in html.read_text()
+    with pytest.raises(ValueError, match="2 averaged accuracies for 3 epochs"):
+        training_curve(history, average_history=[1.0, 2.0], title="t", path=tmp_path / "x.png")
+
+
 def test_cli_curve_plots_a_checkpoint(trained_hist, tmp_path: Path, capsys):
     checkpoint = save_program(trained_hist, tmp_path / "hist")
     out = tmp_path / "curve.png"

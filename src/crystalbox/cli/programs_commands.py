@@ -215,6 +215,15 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop once validation has not reached its best for EPOCHS epochs (default: run "
         "every epoch, the paper's; 40 keeps the selected epoch of every committed run)",
     )
+    parser.add_argument(
+        "--ema",
+        dest="ema_decay",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="also validate an exponential moving average of the parameters (this decay per "
+        "step, e.g. 0.98) every epoch and select the better model (default: off, the paper's)",
+    )
 
 
 #: ``add_task_arguments``'s schedule options, as ``TrainConfig`` fields (None: its default)
@@ -225,6 +234,7 @@ _SCHEDULE_OPTIONS = (
     "tau_start",
     "tau_end",
     "plateau_patience",
+    "ema_decay",
 )
 
 
@@ -379,7 +389,8 @@ def _train(args: argparse.Namespace) -> int:
     result = trained.result
     print(
         f"{task.name}: val {result.val_acc:.2f}  test {result.test_acc:.2f}  "
-        f"(epoch {result.best_epoch}, {result.wall_s:.0f}s, {result.threads} "
+        f"(epoch {result.best_epoch}{', averaged' if result.selected == 'average' else ''}, "
+        f"{result.wall_s:.0f}s, {result.threads} "
         f"thread{'' if result.threads == 1 else 's'}) -> {out}"
     )
     if lineage:

@@ -49,6 +49,8 @@ def _curve(args: argparse.Namespace) -> int:
         history,
         temperatures=temperatures,
         best_epoch=int(best) if best is not None else None,
+        average_history=list(result.get("average_val_history", [])),
+        selected=str(result.get("selected", "trained")),
         title=title,
         path=args.output,
     )

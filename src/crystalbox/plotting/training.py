@@ -31,23 +31,32 @@ def training_curve(
     *,
     temperatures: Sequence[float] | None = None,
     best_epoch: int | None = None,
+    average_history: Sequence[float] = (),
+    selected: str = "trained",
     title: str,
     path: str | Path,
 ) -> Path:
     """Validation accuracy (%) of the discrete model per epoch, the temperature on a second,
-    logarithmic axis, the selected epoch marked. PNG, or HTML when ``path`` ends in ``.html``
-    (accuracy only, with a tooltip per epoch)."""
+    logarithmic axis, the selected epoch marked. ``average_history``: the averaged parameters'
+    model per epoch (``TrainConfig.ema_decay``), drawn beside it; ``selected`` says which of
+    the two the selected epoch took (``RunResult.selected``). PNG, or HTML when ``path`` ends
+    in ``.html`` (accuracy only, with a tooltip per epoch)."""
     if not val_history:
         raise ValueError("the run has no validation history to plot (no epoch was recorded)")
-    if temperatures is not None and len(temperatures) != len(val_history):
-        raise ValueError(
-            f"{len(temperatures)} temperatures for {len(val_history)} epochs; pass one per epoch"
-        )
+    lengths = {"temperatures": temperatures, "averaged accuracies": average_history or None}
+    for name, values in lengths.items():
+        if values is not None and len(values) != len(val_history):
+            raise ValueError(
+                f"{len(values)} {name} for {len(val_history)} epochs; pass one per epoch"
+            )
     epochs = list(range(len(val_history)))
+    marked = average_history if selected == "average" and average_history else val_history
     out = Path(path)
     if out.suffix.lower() == ".html":
         out.parent.mkdir(parents=True, exist_ok=True)
         curves = {"validation accuracy (%)": list(val_history)}
+        if average_history:
+            curves["averaged parameters (%)"] = list(average_history)
         return write_curves_html(curves, epochs, title, out, "accuracy", x_label="epoch")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -56,11 +65,15 @@ def training_curve(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(epochs, list(val_history), color="#1f77b4", lw=1.2, label="validation (discrete)")
+    if average_history:
+        ax.plot(epochs, list(average_history), color="#2ca02c", lw=1.0, label="averaged parameters")
+        ax.legend(loc="lower right", fontsize=8)
     if best_epoch is not None and 0 <= best_epoch < len(val_history):
-        best = val_history[best_epoch]
+        best = marked[best_epoch]
+        which = ", averaged" if marked is average_history else ""
         ax.scatter([best_epoch], [best], color="#d62728", zorder=3)
         ax.annotate(
-            f"selected: epoch {best_epoch}, {best:.2f}%",
+            f"selected: epoch {best_epoch}{which}, {best:.2f}%",
             (best_epoch, best),
             textcoords="offset points",
             xytext=(6, -14),
