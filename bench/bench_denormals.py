@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench_train_step import DEFAULT_CHECKPOINTS, run_worker
+from bench_train_step import DEFAULT_CHECKPOINTS, run_worker, shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                 for flush in (False, True)
             }
             print(
-                f"| {checkpoint} | {tau:g} | {ms[False]:.1f} | {ms[True]:.1f} | "
+                f"| {shown(checkpoint)} | {tau:g} | {ms[False]:.1f} | {ms[True]:.1f} | "
                 f"{ms[False] / ms[True]:.2f}x |",
                 flush=True,
             )

@@ -29,6 +29,12 @@ DEFAULT_CHECKPOINTS = [
 ]
 
 
+def shown(checkpoint: str) -> str:
+    """A checkpoint's path as printed: relative to the repository when it lies inside it."""
+    path = Path(checkpoint).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else checkpoint
+
+
 def worker(checkpoint: str, tau: float, flush: bool, threads: int, steps: int) -> dict:
     """Median milliseconds per step in this process (flushing set before any torch work)."""
     import torch
@@ -124,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                             raise RuntimeError(f"worker imported {result['code']}, not {src}")
                         ms[side].append(result["ms"])
                 base, this = statistics.median(ms["base"]), statistics.median(ms["this"])
+                name = shown(checkpoint)
                 print(
-                    f"| {checkpoint} | {tau:g} | {base:.1f} | {this:.1f} | {base / this:.2f}x |",
+                    f"| {name} | {tau:g} | {base:.1f} | {this:.1f} | {base / this:.2f}x |",
                     flush=True,
                 )
     return 0
