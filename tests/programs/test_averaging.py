@@ -91,6 +91,8 @@ def test_cli_train_records_the_decay_and_refuses_a_bad_one(tmp_path: Path, capsy
     assert load_program(tmp_path / "h").train_config["ema_decay"] == 0.9
     assert load_program(tmp_path / "h").result["selected"] in ("trained", "average")
     capsys.readouterr()
+    assert main(["programs", "curve", str(tmp_path / "h"), "-o", str(tmp_path / "c.png")]) == 0
+    assert "averaged parameters at epoch 0" in capsys.readouterr().out
     assert main([*args, "--ema", "1.5", "--out", str(tmp_path / "bad")]) == 2
     assert "ema_decay must lie strictly between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

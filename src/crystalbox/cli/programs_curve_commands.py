@@ -55,5 +55,10 @@ def _curve(args: argparse.Namespace) -> int:
         path=args.output,
     )
     peak = max(range(len(history)), key=history.__getitem__)
-    print(f"{path}: {len(history)} epochs, validation peaks at epoch {peak} ({history[peak]:.2f})")
+    line = f"{path}: {len(history)} epochs, validation peaks at epoch {peak} ({history[peak]:.2f})"
+    averaged = list(result.get("average_val_history", []))
+    if averaged:
+        top = max(range(len(averaged)), key=averaged.__getitem__)
+        line += f", averaged parameters at epoch {top} ({averaged[top]:.2f})"
+    print(line)
     return 0
