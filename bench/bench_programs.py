@@ -61,7 +61,7 @@ def run_one(
     """One run; ``shape``: n_layers / n_heads / n_mlps / count_only / causal_heads / tables overriding the published
     configuration; ``progress``: the training bar on stderr;
     ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature,
-    lr_schedule, tau_end, plateau_patience)."""
+    lr_schedule, tau_end, plateau_patience, ema_decay)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
     config = default_program_config(task, **(shape or {}))
@@ -91,6 +91,8 @@ def run_one(
         "lr_schedule": train_config.lr_schedule,
         "tau_end": train_config.tau_end,
         "plateau_patience": train_config.plateau_patience,
+        "ema_decay": train_config.ema_decay,
+        "selected": result.selected,
         "config": config.summary(),
         "val_acc": round(result.val_acc, 2),
         "test_acc": round(result.test_acc, 2),
@@ -146,9 +148,10 @@ def run_baseline(
 
 def _series(
     run: dict[str, Any],
-) -> tuple[int, str, str, str, str, str, float, str, float, int | None]:
+) -> tuple[int, str, str, str, str, str, float, str, float, int | None, float | None]:
     """Runs of one series share epochs, sampler, initialisations, loss, configuration,
-    attention temperature, learning-rate schedule, end temperature and plateau patience."""
+    attention temperature, learning-rate schedule, end temperature, plateau patience and
+    parameter averaging."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
@@ -160,6 +163,7 @@ def _series(
         run.get("lr_schedule", "constant"),
         run.get("tau_end", 0.01),
         run.get("plateau_patience"),
+        run.get("ema_decay"),
     )
 
 
@@ -229,6 +233,7 @@ def _row(runs: list[dict[str, Any]]) -> str:
     init += f", {series[7]} lr" if series[7] != "constant" else ""
     init += f", tau_end {series[8]:.3g}" if series[8] != 0.01 else ""
     init += f", patience {series[9]}" if series[9] is not None else ""
+    init += f", averaged parameters {series[10]:g}" if series[10] is not None else ""
     return (
         f"{best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
         f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -257,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="stop after this many epochs without a new best validation (default: none)",
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="also validate an average of the parameters (TrainConfig.ema_decay; default: off)",
     )
     parser.add_argument("--layers", type=int, default=None, help="default: the paper's")
     parser.add_argument("--heads", type=int, default=None, help="per layer, split cat/num")
@@ -320,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                         lr_schedule=args.lr_schedule,
                         tau_end=args.tau_end,
                         plateau_patience=args.patience,
+                        ema_decay=args.ema,
                     )
                 print(json.dumps(run), flush=True)
                 runs = _record(run)
@@ -369,7 +382,7 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         '"(tables)" when its numerical MLPs are also tables, "(causal heads)" when some heads '
         "of a non-causal task are causal: extensions of the paper's model). "
         "Each row aggregates the runs of one series (same epochs, "
-        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule and end temperature): the series holding the task's best validation run (selection on validation "
+        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience and parameter averaging): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
 
