@@ -100,6 +100,7 @@ def run_one(
         "wall_s": round(result.wall_s, 1),
         "ms_per_step": round(result.ms_per_step, 1),
         "threads": result.threads,
+        "compile": compile_kernels,
         "device": result.device,
         "checkpoint": _shown(saved) if saved is not None else None,
         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
