@@ -58,7 +58,6 @@ def test_averaging_leaves_the_run_unchanged_and_selects_on_validation():
 
 
 def test_the_average_is_returned_when_it_validates_better(monkeypatch):
-    import crystalbox.programs.averaging as averaging_module
     import crystalbox.programs.train as train_module
 
     made: list[ParameterAverage] = []
@@ -75,7 +74,6 @@ def test_the_average_is_returned_when_it_validates_better(monkeypatch):
             return 100.0
         return real_accuracy(model, split, **kwargs)
 
-    monkeypatch.setattr(averaging_module, "ParameterAverage", Recorded)
     monkeypatch.setattr(train_module, "ParameterAverage", Recorded)
     monkeypatch.setattr(train_module, "accuracy", favour_the_average)
     config = TrainConfig(**{**TINY.__dict__, "ema_decay": 0.5, "stop_patience": None})

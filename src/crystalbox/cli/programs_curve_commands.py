@@ -41,6 +41,7 @@ def _curve(args: argparse.Namespace) -> int:
             len(history),
         )
     best = result.get("best_epoch")
+    averaged = list(result.get("average_val_history", []))  # runs with TrainConfig.ema_decay
     title = (
         f"{loaded.task.name} ({loaded.model.config.summary()}), seed {result.get('seed', '?')}: "
         f"val {result.get('val_acc', float('nan')):.2f}, test {result.get('test_acc', float('nan')):.2f}"
@@ -49,14 +50,13 @@ def _curve(args: argparse.Namespace) -> int:
         history,
         temperatures=temperatures,
         best_epoch=int(best) if best is not None else None,
-        average_history=list(result.get("average_val_history", [])),
+        average_history=averaged,
         selected=str(result.get("selected", "trained")),
         title=title,
         path=args.output,
     )
     peak = max(range(len(history)), key=history.__getitem__)
     line = f"{path}: {len(history)} epochs, validation peaks at epoch {peak} ({history[peak]:.2f})"
-    averaged = list(result.get("average_val_history", []))
     if averaged:
         top = max(range(len(averaged)), key=averaged.__getitem__)
         line += f", averaged parameters at epoch {top} ({averaged[top]:.2f})"

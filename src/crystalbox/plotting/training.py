@@ -50,7 +50,8 @@ def training_curve(
                 f"{len(values)} {name} for {len(val_history)} epochs; pass one per epoch"
             )
     epochs = list(range(len(val_history)))
-    marked = average_history if selected == "average" and average_history else val_history
+    averaged = selected == "average" and bool(average_history)
+    marked = average_history if averaged else val_history
     out = Path(path)
     if out.suffix.lower() == ".html":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def training_curve(
         ax.legend(loc="lower right", fontsize=8)
     if best_epoch is not None and 0 <= best_epoch < len(val_history):
         best = marked[best_epoch]
-        which = ", averaged" if marked is average_history else ""
+        which = ", averaged" if averaged else ""
         ax.scatter([best_epoch], [best], color="#d62728", zorder=3)
         ax.annotate(
             f"selected: epoch {best_epoch}{which}, {best:.2f}%",
