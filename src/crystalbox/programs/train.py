@@ -156,7 +156,7 @@ class RunResult:
     # with TrainConfig.ema_decay: the averaged model's validation per epoch, and which model
     # the selected epoch took ("trained" or "average")
     average_val_history: tuple[float, ...] = field(default=())
-    selected: str = "trained"
+    selected: Literal["trained", "average"] = "trained"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -327,7 +327,7 @@ def _run(
     decay = train_config.ema_decay
     average = ParameterAverage(model, decay) if decay is not None else None
     best_acc, best_epoch, best_state = -1.0, -1, copy.deepcopy(model.state_dict())
-    selected = "trained"
+    selected: Literal["trained", "average"] = "trained"
     history: list[float] = []
     average_history: list[float] = []
     step_times: list[float] = []
