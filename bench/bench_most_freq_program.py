@@ -33,14 +33,13 @@ Example::
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import torch
 
 from crystalbox.programs.data import IGNORE, TaskData, make_data
 from crystalbox.programs.decompile import decompile
-from crystalbox.programs.handwritten import most_freq_rank_model
+from crystalbox.programs.handwritten import most_freq_rank_model, sharpened
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.semantics import aggregate, aggregate_sum, match_matrix, select_closest
 from crystalbox.programs.tasks import make_task
@@ -87,28 +86,17 @@ def retrain(model: ProgramTransformer, data: TaskData, tau: float, epochs: int, 
     """Train from the rank model, its logits sharpened (x100, the classifier x20: the same
     program, far from every decision boundary), with the paper's optimiser and a temperature
     falling from ``tau`` to 0.01; print what training keeps of the program."""
-    sharp = copy.deepcopy(model)
-    with torch.no_grad():
-        sharp.classifier_cat.mul_(20.0)
-        for layer in sharp.layers:
-            for name in _SHARPENED:
-                if hasattr(layer, name):  # a table model has num_mlp_table, not num_mlp_w2/b2
-                    getattr(layer, name).mul_(100.0)
     config = TrainConfig(
         epochs=epochs, tau_start=tau, seed=seed, threads=1, progress=False, stop_patience=None
     )
-    result = train_program(make_task("most_freq"), None, config, data, start=sharp).result
+    result = train_program(
+        make_task("most_freq"), None, config, data, start=sharpened(model)
+    ).result
     print(
         f"trained from the rank model, tau {tau:g} -> 0.01, {epochs} epochs, seed {seed}: val "
         f"{result.val_acc:.2f}, test {result.test_acc:.2f} (best epoch {result.best_epoch}, "
         f"{result.wall_s:.0f} s)"
     )
-
-
-_SHARPENED = (  # every logit that picks a read, a key value or an MLP output
-    "cat_key", "cat_query", "cat_value", "cat_pred", "num_key", "num_query", "num_pred",
-    "mlp_read", "mlp_w2", "mlp_b2", "num_mlp_read", "num_mlp_w2", "num_mlp_b2", "num_mlp_table",
-)  # fmt: skip
 
 
 def tie_breakdown(checkpoint: str) -> None:

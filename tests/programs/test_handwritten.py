@@ -1,5 +1,5 @@
-"""The hand-written most_freq rank program: a model with causal heads that is exact almost
-everywhere, and decompiles into a verified program."""
+"""Hand-written programs: the most_freq rank program (causal heads, exact almost everywhere)
+and the Dyck depth program (exact), each a model that decompiles into a verified program."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from crystalbox.programs.data import make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.decompile.ir import Select, SelectSum
-from crystalbox.programs.handwritten import most_freq_rank_model
-from crystalbox.programs.tasks import make_task
+from crystalbox.programs.handwritten import dyck_depth_model, most_freq_rank_model, sharpened
+from crystalbox.programs.tasks import dyck_labels, make_task
 from crystalbox.programs.train import accuracy
 
 
@@ -82,3 +82,67 @@ def test_the_example_parity_task_has_an_exact_one_layer_program():
     for c in (0, 1):  # output vocabulary ("0", "1"): the table's value is the class
         model.classifier_cat[cat.index("num_mlp_0_0"), c, c] = 1.0
     assert accuracy(model, make_data(task, 0, n_train=50, n_val=50, n_test=500).test) == 100.0
+
+
+@pytest.fixture(scope="module")
+def dyck2_data():
+    return make_data(make_task("dyck2"), 5, n_train=500, n_val=500, n_test=1000)
+
+
+def test_the_depth_program_is_exact_on_every_dyck1_input():
+    task = make_task("dyck1")
+    model = dyck_depth_model(task, tables=True)
+    vocab, outputs = task.input_vocab, task.output_vocab
+    bits = torch.cartesian_prod(*[torch.tensor([0, 1])] * 15)  # [32768, 15]: every input
+    brackets = torch.tensor([vocab.index("("), vocab.index(")")])
+    tokens = torch.cat([torch.full((len(bits), 1), vocab.index("<s>")), brackets[bits]], dim=1)
+    predicted = model.predict(tokens)[:, 1:]
+    expected = torch.tensor(
+        [
+            [outputs.index(c) for c in dyck_labels(["()"[b] for b in row], {"(": ")"})]
+            for row in bits.tolist()
+        ]
+    )
+    assert torch.equal(predicted, expected)
+
+
+@pytest.mark.parametrize("tables", [False, True], ids=["relu", "tables"])
+def test_the_depth_program_is_exact_on_dyck2(tables, dyck2_data):
+    model = dyck_depth_model(make_task("dyck2"), tables=tables)
+    assert model.config.n_layers == 4 and model.config.causal
+    for split in (dyck2_data.train, dyck2_data.val, dyck2_data.test):
+        assert accuracy(model, split) == 100.0
+    # the authors' distribution too (every prefix of half the examples is valid)
+    authors = make_data(make_task("dyck2_authors"), 5, n_train=500, n_val=50, n_test=50)
+    assert accuracy(model, authors.train) == 100.0
+
+
+def test_the_depth_program_decompiles_and_verifies(dyck2_data):
+    task = make_task("dyck2")
+    result = decompile(
+        dyck_depth_model(task),
+        input_vocab=task.input_vocab,
+        output_vocab=task.output_vocab,
+        inputs={"test": dyck2_data.test.inputs},
+    )
+    assert result.report is not None and result.report.ok
+    assert "select_closest(mlp_1_1_out, mlp_1_0_out" in result.source  # the matching head
+
+
+def test_the_depth_program_refuses_other_tasks():
+    with pytest.raises(ValueError, match="written for dyck1 and dyck2"):
+        dyck_depth_model(make_task("sort"))
+    with pytest.raises(ValueError, match="written for dyck1 and dyck2"):
+        dyck_depth_model(make_task("dyck2", max_len=12))
+
+
+def test_a_sharpened_model_is_the_same_program_with_larger_logits(dyck2_data):
+    model = dyck_depth_model(make_task("dyck2"), tables=True)
+    sharp = sharpened(model, logits=100.0, classifier=20.0)
+    inputs = torch.as_tensor(dyck2_data.val.inputs)
+    assert torch.equal(sharp.predict(inputs), model.predict(inputs))
+    assert torch.equal(sharp.layers[2].cat_pred, 100.0 * model.layers[2].cat_pred)
+    assert torch.equal(sharp.classifier_num, 20.0 * model.classifier_num)
+    assert sharp is not model and torch.equal(
+        model.layers[2].cat_pred.abs().max(), torch.tensor(10.0)
+    )
