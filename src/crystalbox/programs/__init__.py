@@ -20,7 +20,7 @@ from crystalbox.programs.config import ProgramConfig, VariableSpec, variable_lay
 from crystalbox.programs.data import IGNORE, Split, TaskData, encode_inputs, make_data
 from crystalbox.programs.discrete import DiscreteHead, DiscreteMLP, DiscreteModel, read_discrete
 from crystalbox.programs.grid import GridResult, paper_grid, run_grid
-from crystalbox.programs.handwritten import most_freq_rank_model
+from crystalbox.programs.handwritten import dyck_depth_model, most_freq_rank_model, sharpened
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.polish import PolishConfig, PolishEdit, PolishResult, polish_program
 from crystalbox.programs.refit import RefitResult, refit_classifier
@@ -91,6 +91,7 @@ __all__ = [
     "closest_match",
     "custom_task",
     "default_program_config",
+    "dyck_depth_model",
     "dyck_task",
     "encode_inputs",
     "load_program",
@@ -108,6 +109,7 @@ __all__ = [
     "sample",
     "save_loaded",
     "save_program",
+    "sharpened",
     "select_closest",
     "train_baseline",
     "train_program",
