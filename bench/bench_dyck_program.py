@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 from crystalbox.programs.data import TaskData, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.handwritten import dyck_depth_model, sharpened
@@ -75,7 +77,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="for --retrain")
     parser.add_argument("--scratch", type=int, nargs="*", default=[], metavar="SEED")
     parser.add_argument("--scratch-epochs", type=int, default=250)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (training: 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     for name in args.tasks:
         task = make_task(name)
         data = make_data(task, args.data_seed)
