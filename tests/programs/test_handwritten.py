@@ -10,7 +10,7 @@ from crystalbox.programs.data import make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.decompile.ir import Select, SelectSum
 from crystalbox.programs.handwritten import dyck_depth_model, most_freq_rank_model, sharpened
-from crystalbox.programs.tasks import dyck_labels, make_task
+from crystalbox.programs.tasks import dyck_labels, dyck_task, make_task
 from crystalbox.programs.train import accuracy
 
 
@@ -133,6 +133,8 @@ def test_the_depth_program_refuses_other_tasks():
     with pytest.raises(ValueError, match="written for dyck1 and dyck2"):
         dyck_depth_model(make_task("sort"))
     with pytest.raises(ValueError, match="written for dyck1 and dyck2"):
+        dyck_depth_model(dyck_task(3))  # a third bracket pair
+    with pytest.raises(ValueError, match="written for length 16"):
         dyck_depth_model(make_task("dyck2", max_len=12))
 
 

@@ -1,9 +1,10 @@
 """Hand-written Transformer Programs: models whose reads, predicates and tables are set by
 hand, to show what the model class holds (and to train from).
 
-``most_freq_rank_model``: most_freq by ranks, with causal heads. Ranking tokens by (−count, first index) needs, per token, how many tokens with the same count
-occur first before it: a prefix count, which a causal numerical head computes. The model
-below is non-causal with one causal numerical head per layer (``n_causal_num_heads``):
+``most_freq_rank_model``: most_freq by ranks, with causal heads. Ranking tokens by (−count,
+first index) needs, per token, how many tokens with the same count occur first before it: a
+prefix count, which a causal numerical head computes. The model is non-causal with one
+causal numerical head per layer (``n_causal_num_heads``):
 
 * layer 0: numerical heads ``seen`` (the query's own symbol at or before it: causal) and
   ``count`` (anywhere); table (count, seen) -> ``first``: the count at a first occurrence,
@@ -33,7 +34,7 @@ import torch
 from crystalbox.programs.config import ProgramConfig, variable_layout
 from crystalbox.programs.mlp_fit import fit_cat_mlp, fit_num_mlp
 from crystalbox.programs.model import ProgramLayer, ProgramTransformer
-from crystalbox.programs.tasks import Task, make_task
+from crystalbox.programs.tasks import BOS, PAD, Task, make_task
 
 __all__ = ["dyck_depth_model", "most_freq_rank_model", "sharpened"]
 
@@ -123,14 +124,20 @@ def dyck_depth_model(task: Task | None = None, tables: bool = False) -> ProgramT
     numerical MLP is a lookup table (``ProgramConfig.num_mlp_tables``), the same program.
     """
     task = task or make_task("dyck2")
-    opens = [t for t in ("(", "{") if t in task.input_vocab]
+    vocab = task.input_vocab
     closes = {"(": ")", "{": "}"}
-    if not task.name.startswith("dyck") or len(task.input_vocab) > 6 or task.max_len != 16:
+    opens = [t for t in closes if t in vocab]
+    brackets = {*opens, *(closes[t] for t in opens)}
+    if not task.name.startswith("dyck") or not opens or set(vocab) != {PAD, BOS, *brackets}:
         raise ValueError(
             f"the depth program is written for dyck1 and dyck2 at length 16, got {task.name} "
-            f"with {len(task.input_vocab)} tokens and length {task.max_len}"
+            f"with the tokens {list(vocab)}"
         )
-    vocab = task.input_vocab
+    if task.max_len != 16:
+        raise ValueError(
+            f"the depth program is written for length 16 (k = 16 holds its depths), got "
+            f"{task.name} at length {task.max_len}"
+        )
     k, pad = 16, vocab.index("<pad>")
     config = ProgramConfig(
         vocab_size=len(vocab), n_classes=len(task.output_vocab), n_ctx=task.max_len, d_var=k,
@@ -173,7 +180,7 @@ def dyck_depth_model(task: Task | None = None, tables: bool = False) -> ProgramT
         if not fit_cat_mlp(layers[li], m, wanted.long()):
             raise RuntimeError(f"the table of categorical MLP {m} of layer {li} did not fit")
     # layer 3: count the bad closes at or before the query
-    _choose(layers[3].num_key, [cat("mlp_2_0"), 0])
+    _choose(layers[3].num_key, [cat("mlp_2_0"), cat("tokens")])  # head 1 stays unused
     _predicate(layers[3].num_pred[0], [1] * k)
     t_, p_, f_ = (task.output_vocab.index(c) for c in "TPF")
     model.classifier_num[num("num_attn_3_0"), f_] = 10.0
