@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from crystalbox.programs.checkpoint import save_program
 from crystalbox.programs.data import TaskData, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.handwritten import dyck_depth_model, sharpened
@@ -50,14 +51,24 @@ def score(name: str, model: ProgramTransformer, data: TaskData) -> None:
 
 
 def train(
-    data: TaskData, model: ProgramTransformer, start: bool, tau: float, epochs: int, seed: int
+    data: TaskData,
+    model: ProgramTransformer,
+    start: bool,
+    tau: float,
+    epochs: int,
+    seed: int,
+    out: str | None = None,
 ) -> None:
-    """Train in the model's shape (from it, sharpened, when ``start``) and print the result."""
+    """Train in the model's shape (from it, sharpened, when ``start``) and print the result;
+    a run from scratch is saved as a checkpoint under ``out`` when given."""
     config = TrainConfig(
         epochs=epochs, tau_start=tau, seed=seed, threads=1, progress=False, stop_patience=None
     )
     origin = sharpened(model) if start else None
-    trained = train_program(data.task, model.config, config, data, start=origin).result
+    run = train_program(data.task, model.config, config, data, start=origin)
+    trained = run.result
+    if out and not start:
+        print(f"  saved {save_program(run, f'{out}/{data.task.name}-seed{seed}')}")
     what = "from the program" if start else "from scratch"
     print(
         f"  {what}, tau {tau:g} -> 0.01, {epochs} epochs, seed {seed}: val "
@@ -77,6 +88,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="for --retrain")
     parser.add_argument("--scratch", type=int, nargs="*", default=[], metavar="SEED")
     parser.add_argument("--scratch-epochs", type=int, default=250)
+    parser.add_argument("--out", default=None, help="save --scratch runs under this folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (training: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,7 +106,7 @@ def main() -> None:
             for seed in args.seeds:
                 train(data, model, True, tau, args.retrain_epochs, seed)
         for seed in args.scratch:
-            train(data, model, False, 3.0, args.scratch_epochs, seed)
+            train(data, model, False, 3.0, args.scratch_epochs, seed, args.out)
 
 
 if __name__ == "__main__":
