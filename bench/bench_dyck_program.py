@@ -58,11 +58,12 @@ def train(
     epochs: int,
     seed: int,
     out: str | None = None,
+    threads: int = 1,
 ) -> None:
     """Train in the model's shape (from it, sharpened, when ``start``) and print the result;
     a run from scratch is saved as a checkpoint under ``out`` when given."""
     config = TrainConfig(
-        epochs=epochs, tau_start=tau, seed=seed, threads=1, progress=False, stop_patience=None
+        epochs=epochs, tau_start=tau, seed=seed, threads=threads, progress=False, stop_patience=None
     )
     origin = sharpened(model) if start else None
     run = train_program(data.task, model.config, config, data, start=origin)
@@ -89,7 +90,7 @@ def main() -> None:
     parser.add_argument("--scratch", type=int, nargs="*", default=[], metavar="SEED")
     parser.add_argument("--scratch-epochs", type=int, default=250)
     parser.add_argument("--out", default=None, help="save --scratch runs under this folder")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (training: 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, also in training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.tasks:
@@ -104,9 +105,9 @@ def main() -> None:
         score(name, model, data)
         for tau in args.retrain:
             for seed in args.seeds:
-                train(data, model, True, tau, args.retrain_epochs, seed)
+                train(data, model, True, tau, args.retrain_epochs, seed, threads=args.threads)
         for seed in args.scratch:
-            train(data, model, False, 3.0, args.scratch_epochs, seed, args.out)
+            train(data, model, False, 3.0, args.scratch_epochs, seed, args.out, args.threads)
 
 
 if __name__ == "__main__":
