@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from crystalbox.programs.checkpoint import save_program
+from crystalbox.programs.checkpoint import check_checkpoint_folder, save_program
 from crystalbox.programs.data import TaskData, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.handwritten import dyck_depth_model, sharpened
@@ -59,17 +59,27 @@ def train(
     seed: int,
     out: str | None = None,
     threads: int = 1,
+    data_seed: int = 0,
 ) -> None:
     """Train in the model's shape (from it, sharpened, when ``start``) and print the result;
     a run from scratch is saved as a checkpoint under ``out`` when given."""
     config = TrainConfig(
-        epochs=epochs, tau_start=tau, seed=seed, threads=threads, progress=False, stop_patience=None
+        epochs=epochs,
+        tau_start=tau,
+        seed=seed,
+        threads=threads,
+        progress=False,
+        stop_patience=None,
+        data_seed=data_seed,  # recorded in a checkpoint, which regenerates its data from it
     )
+    folder = f"{out}/{data.task.name}-seed{seed}" if out and not start else None
+    if folder:
+        check_checkpoint_folder(folder)  # before training, not after it
     origin = sharpened(model) if start else None
     run = train_program(data.task, model.config, config, data, start=origin)
     trained = run.result
-    if out and not start:
-        print(f"  saved {save_program(run, f'{out}/{data.task.name}-seed{seed}')}")
+    if folder:
+        print(f"  saved {save_program(run, folder)}")
     what = "from the program" if start else "from scratch"
     print(
         f"  {what}, tau {tau:g} -> 0.01, {epochs} epochs, seed {seed}: val "
@@ -105,9 +115,29 @@ def main() -> None:
         score(name, model, data)
         for tau in args.retrain:
             for seed in args.seeds:
-                train(data, model, True, tau, args.retrain_epochs, seed, threads=args.threads)
+                train(
+                    data,
+                    model,
+                    True,
+                    tau,
+                    args.retrain_epochs,
+                    seed,
+                    None,
+                    args.threads,
+                    args.data_seed,
+                )
         for seed in args.scratch:
-            train(data, model, False, 3.0, args.scratch_epochs, seed, args.out, args.threads)
+            train(
+                data,
+                model,
+                False,
+                3.0,
+                args.scratch_epochs,
+                seed,
+                args.out,
+                args.threads,
+                args.data_seed,
+            )
 
 
 if __name__ == "__main__":
