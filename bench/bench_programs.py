@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from crystalbox.cli.common import kind_counts
 from crystalbox.programs.baseline import train_baseline
 from crystalbox.programs.checkpoint import save_program
 from crystalbox.programs.tasks import PUBLISHED, TASKS, make_task
@@ -272,16 +273,21 @@ def main(argv: list[str] | None = None) -> int:
         help="also validate an average of the parameters (TrainConfig.ema_decay; default: off)",
     )
     parser.add_argument("--layers", type=int, default=None, help="default: the paper's")
-    parser.add_argument("--heads", type=int, default=None, help="per layer, split cat/num")
-    parser.add_argument("--mlps", type=int, default=None, help="per layer, split cat/num")
+    parser.add_argument(
+        "--heads", type=kind_counts, default=None, help="per layer: N split cat/num, or CAT+NUM"
+    )
+    parser.add_argument(
+        "--mlps", type=kind_counts, default=None, help="per layer: N split cat/num, or CAT+NUM"
+    )
     parser.add_argument(
         "--count-only", action="store_true", help="numerical heads count their matches"
     )
     parser.add_argument(
         "--causal-heads",
-        type=int,
+        type=kind_counts,
         default=0,
-        help="per layer, this many heads of each kind causal (non-causal tasks; an extension)",
+        help="per layer, this many heads of each kind (or CAT+NUM) causal (non-causal tasks; "
+        "an extension)",
     )
     parser.add_argument(
         "--tables",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_model_option", "guard", "load_model", "model_from_args"]
+__all__ = ["add_model_option", "guard", "kind_counts", "load_model", "model_from_args"]
 
 
 def load_model(name: str | None, allow_missing_weights: bool = False) -> Any:
@@ -59,3 +59,13 @@ def guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
             return 2
 
     return run
+
+
+def kind_counts(text: str) -> int | tuple[int, int]:
+    """argparse type of a per-layer head/MLP count: ``N`` or ``CAT+NUM``."""
+    from crystalbox.programs.config import parse_kind_counts
+
+    try:
+        return parse_kind_counts(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crystalbox.cli.common import guard
+from crystalbox.cli.common import guard, kind_counts
 
 if TYPE_CHECKING:
     from crystalbox.programs.checkpoint import LoadedProgram
@@ -54,10 +54,18 @@ def register(subparsers: Any) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--layers", type=int, default=None)
     train.add_argument(
-        "--heads", type=int, default=None, help="per layer, split categorical/numerical"
+        "--heads",
+        type=kind_counts,
+        default=None,
+        metavar="N|CAT+NUM",
+        help="per layer: N split evenly categorical/numerical, or e.g. 1+2",
     )
     train.add_argument(
-        "--mlps", type=int, default=None, help="per layer, split categorical/numerical"
+        "--mlps",
+        type=kind_counts,
+        default=None,
+        metavar="N|CAT+NUM",
+        help="per layer: N split evenly categorical/numerical, or e.g. 2+1",
     )
     add_model_arguments(train)
     train.add_argument(
@@ -252,11 +260,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--causal-heads",
-        type=int,
+        type=kind_counts,
         default=0,
-        metavar="N",
-        help="per layer, N heads of each kind see only earlier keys (non-causal tasks; "
-        "an extension of the paper's model)",
+        metavar="N|CAT+NUM",
+        help="per layer, N heads of each kind (or CAT+NUM) see only earlier keys (non-causal "
+        "tasks; an extension of the paper's model)",
     )
 
 

@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from crystalbox._files import write_atomically
-from crystalbox.cli.common import guard
+from crystalbox.cli.common import guard, kind_counts
 from crystalbox.cli.programs_commands import (
     add_model_arguments,
     add_overwrite_option,
@@ -32,9 +32,21 @@ def register(programs: Any) -> None:
     grid.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     grid.add_argument("--layers", type=int, nargs="+", default=[2, 3])
     grid.add_argument(
-        "--heads", type=int, nargs="+", default=[4, 8], help="per layer, split cat/num"
+        "--heads",
+        type=kind_counts,
+        nargs="+",
+        default=[4, 8],
+        metavar="N|CAT+NUM",
+        help="per layer: N split evenly cat/num, or e.g. 1+2",
     )
-    grid.add_argument("--mlps", type=int, nargs="+", default=[2, 4], help="per layer, split")
+    grid.add_argument(
+        "--mlps",
+        type=kind_counts,
+        nargs="+",
+        default=[2, 4],
+        metavar="N|CAT+NUM",
+        help="per layer: N split evenly cat/num, or e.g. 2+1",
+    )
     add_model_arguments(grid)
     grid.add_argument(
         "--processes", type=int, default=None, help="parallel runs (default: the CPU count)"

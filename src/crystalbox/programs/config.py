@@ -5,9 +5,48 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["ProgramConfig", "VariableSpec", "variable_layout"]
+__all__ = [
+    "KindCounts",
+    "ProgramConfig",
+    "VariableSpec",
+    "parse_kind_counts",
+    "split_kinds",
+    "variable_layout",
+]
 
 VariableKind = Literal["categorical", "numerical"]
+
+#: heads or MLPs per layer: a total split evenly (categorical gets the odd one) or ``(cat, num)``
+KindCounts = int | tuple[int, int]
+
+
+def split_kinds(value: KindCounts, name: str) -> tuple[int, int]:
+    """``(categorical, numerical)`` counts of ``value``: an ``int`` n is split as
+    ``(n - n // 2, n // 2)``, a pair is taken as is; ``name`` labels the errors."""
+    if isinstance(value, bool) or not isinstance(value, int | tuple):
+        raise TypeError(f"{name} must be an int or a (categorical, numerical) pair, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{name} must be non-negative, got {value}")
+        return value - value // 2, value // 2
+    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise TypeError(f"{name} must be a (categorical, numerical) pair of ints, got {value!r}")
+    if min(value) < 0:
+        raise ValueError(f"{name} must be non-negative, got {value[0]}+{value[1]}")
+    return value[0], value[1]
+
+
+def parse_kind_counts(text: str) -> KindCounts:
+    """Command-line form of ``KindCounts``: ``"4"`` (split evenly) or ``"1+2"`` (cat+num,
+    as ``ProgramConfig.summary`` prints them)."""
+    parts = text.strip().split("+")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts):
+        numbers = [int(p) for p in parts]
+        return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
+    raise ValueError(
+        f"expected a count per layer, N (split evenly between categorical and numerical) or "
+        f"CAT+NUM (e.g. 1+2), got {text!r}"
+    )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from crystalbox.programs.config import ProgramConfig
+from crystalbox.programs.config import KindCounts, ProgramConfig
 from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.task_source import load_task
 from crystalbox.programs.tasks import Task, make_task
@@ -38,12 +38,12 @@ class GridResult:
 def paper_grid(
     task: Task,
     layers: Sequence[int] = (2, 3),
-    heads: Sequence[int] = (4, 8),
-    mlps: Sequence[int] = (2, 4),
+    heads: Sequence[KindCounts] = (4, 8),
+    mlps: Sequence[KindCounts] = (2, 4),
     **options: Any,
 ) -> list[ProgramConfig]:
-    """The paper's grid for the algorithmic tasks: L x H x M, split evenly cat/num, each
-    configuration once; ``options`` go to ``default_program_config`` (``d_var``,
+    """The paper's grid for the algorithmic tasks: L x H x M, each count split evenly cat/num
+    (or a ``(cat, num)`` pair), each configuration once; ``options`` go to ``default_program_config`` (``d_var``,
     ``count_only``, ``causal_heads``, ``tables``)."""
     configs = [
         default_program_config(task, n, h, m, **options)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from crystalbox.programs.averaging import ParameterAverage
-from crystalbox.programs.config import ProgramConfig
+from crystalbox.programs.config import KindCounts, ProgramConfig, split_kinds
 from crystalbox.programs.data import IGNORE, Split, TaskData, make_data
 from crystalbox.programs.denormals import flushed_denormals
 from crystalbox.programs.model import ProgramTransformer
@@ -174,44 +174,57 @@ class TrainedProgram:
 def default_program_config(
     task: Task,
     n_layers: int | None = None,
-    n_heads: int | None = None,
-    n_mlps: int | None = None,
+    n_heads: KindCounts | None = None,
+    n_mlps: KindCounts | None = None,
     d_var: int | None = None,
     count_only: bool = False,
-    causal_heads: int = 0,
+    causal_heads: KindCounts = 0,
     tables: bool = False,
 ) -> ProgramConfig:
-    """The paper's configuration of a built-in task (overridable); heads/MLPs split evenly.
+    """The paper's configuration of a built-in task (overridable).
 
+    ``n_heads`` / ``n_mlps`` per layer: a total split evenly between categorical and
+    numerical (the paper's grid), or a ``(categorical, numerical)`` pair.
     ``count_only``: numerical heads count their matches (``ProgramConfig.count_only``);
-    ``causal_heads``: that many heads of each kind per layer are causal (a non-causal task's
-    ``ProgramConfig.n_causal_cat_heads`` and ``n_causal_num_heads``); ``tables``: numerical
-    MLPs are lookup tables (``ProgramConfig.num_mlp_tables``; implies ``count_only``).
+    ``causal_heads``: that many heads of each kind per layer (or a ``(cat, num)`` pair) are
+    causal (a non-causal task's ``ProgramConfig.n_causal_cat_heads`` and
+    ``n_causal_num_heads``); ``tables``: numerical MLPs are lookup tables
+    (``ProgramConfig.num_mlp_tables``; implies ``count_only``).
     """
     for name, value in (("n_layers", n_layers), ("d_var", d_var)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be positive (or None for the default), got {value}")
     published = PUBLISHED.get(task.name)
     layers = n_layers or (published.n_layers if published else 2)
-    heads = n_heads if n_heads is not None else (published.n_heads if published else 4)
-    mlps = n_mlps if n_mlps is not None else (published.n_mlps if published else 2)
     k = d_var or max(published.d_var if published else 8, len(task.input_vocab), task.max_len)
-    cat_only = bool(published and published.cat_heads_only and n_heads is None)
+    if n_heads is None and published and published.cat_heads_only:
+        heads = (published.n_heads, 0)
+    else:
+        heads = split_kinds(
+            n_heads if n_heads is not None else (published.n_heads if published else 4), "n_heads"
+        )
+    mlps = split_kinds(
+        n_mlps if n_mlps is not None else (published.n_mlps if published else 2), "n_mlps"
+    )
+    if isinstance(causal_heads, int) and not isinstance(causal_heads, bool):
+        causal = (causal_heads, causal_heads if heads[1] else 0)  # "of each kind there is"
+    else:
+        causal = split_kinds(causal_heads, "causal_heads")
     return ProgramConfig(
         vocab_size=len(task.input_vocab),
         n_classes=len(task.output_vocab),
         n_ctx=task.max_len,
         d_var=k,
         n_layers=layers,
-        n_cat_heads=heads if cat_only else heads - heads // 2,
-        n_num_heads=0 if cat_only else heads // 2,
-        n_cat_mlps=mlps - mlps // 2,
-        n_num_mlps=mlps // 2,
+        n_cat_heads=heads[0],
+        n_num_heads=heads[1],
+        n_cat_mlps=mlps[0],
+        n_num_mlps=mlps[1],
         causal=task.causal,
         pad_id=task.input_vocab.index(PAD),
         count_only=count_only or tables,
-        n_causal_cat_heads=causal_heads,
-        n_causal_num_heads=0 if cat_only else causal_heads,
+        n_causal_cat_heads=causal[0],
+        n_causal_num_heads=causal[1],
         num_mlp_tables=tables,
     )
 
