@@ -31,22 +31,15 @@ def register(programs: Any) -> None:
     add_task_arguments(grid)
     grid.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     grid.add_argument("--layers", type=int, nargs="+", default=[2, 3])
-    grid.add_argument(
-        "--heads",
-        type=kind_counts,
-        nargs="+",
-        default=[4, 8],
-        metavar="N|CAT+NUM",
-        help="per layer: N split evenly cat/num, or e.g. 1+2",
-    )
-    grid.add_argument(
-        "--mlps",
-        type=kind_counts,
-        nargs="+",
-        default=[2, 4],
-        metavar="N|CAT+NUM",
-        help="per layer: N split evenly cat/num, or e.g. 2+1",
-    )
+    for flag, default, example in (("--heads", [4, 8], "1+2"), ("--mlps", [2, 4], "2+1")):
+        grid.add_argument(
+            flag,
+            type=kind_counts,
+            nargs="+",
+            default=default,
+            metavar="N|CAT+NUM",
+            help=f"per layer: N split evenly cat/num, or e.g. {example}",
+        )
     add_model_arguments(grid)
     grid.add_argument(
         "--processes", type=int, default=None, help="parallel runs (default: the CPU count)"
