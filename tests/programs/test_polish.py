@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from crystalbox.cli.main import main
-from crystalbox.programs.checkpoint import load_program, save_program
+from crystalbox.programs.checkpoint import load_program, save_loaded, save_program
 from crystalbox.programs.data import Split, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.fast_predict import cat_mlp_table
@@ -148,8 +148,54 @@ def test_cli_polish_writes_a_new_checkpoint(damaged_hist, tmp_path: Path, capsys
     per_kind = dict(report["edits"])
     assert per_kind.pop("total") == len(edits) == sum(per_kind.values())
     assert accuracy(polished.model, _data().test) == pytest.approx(report["test_after"], abs=1e-3)
+    assert polished.result["improvements"] == [{"step": "polish", **polished.result["polish"]}]
     # the source checkpoint is untouched
     assert load_program(source).result["val_acc"] == trained.result.val_acc
+
+
+def test_polishing_again_keeps_the_earlier_polish_on_record(damaged_hist, tmp_path: Path, capsys):
+    trained, (head, query, original) = damaged_hist
+    args = ["--rounds", "1", "--search-examples", "512", "--quiet"]
+    first = tmp_path / "first"
+    assert (
+        main(
+            [
+                "programs",
+                "polish",
+                str(save_program(trained, tmp_path / "hist")),
+                "-o",
+                str(first),
+                *args,
+            ]
+        )
+        == 0
+    )
+    again = load_program(first)
+    row = again.model.layers[0].num_pred.data[head, query]  # damage the repaired row again
+    row[(original + 1) % row.numel()] = row.max() + 1.0
+    save_loaded(again, tmp_path / "damaged")
+    assert (
+        main(
+            ["programs", "polish", str(tmp_path / "damaged"), "-o", str(tmp_path / "second"), *args]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    steps = load_program(tmp_path / "second").result["improvements"]
+    assert [s["step"] for s in steps] == ["polish", "polish"]
+    assert steps[0] == load_program(first).result["polish"] | {"step": "polish"}
+    assert steps[1] == load_program(tmp_path / "second").result["polish"] | {"step": "polish"}
+
+
+def test_improvements_of_a_checkpoint_written_before_the_list_was_kept():
+    from crystalbox.cli.programs_improve_commands import _improvements
+
+    legacy = {"val_acc": 90.0, "refit": {"kept": True}, "polish": {"kept": True, "edits": []}}
+    assert _improvements(legacy) == [
+        {"step": "refit", "kept": True},
+        {"step": "polish", "kept": True, "edits": []},
+    ]
+    assert _improvements({"val_acc": 90.0}) == []
 
 
 def test_a_fitted_mlp_holds_an_edited_table(trained_hist):

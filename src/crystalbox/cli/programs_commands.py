@@ -1,8 +1,8 @@
 """``crystalbox programs ...``: train and evaluate Transformer Programs.
 
 Other modules add commands to the same group: each of ``EXTENSION_MODULES`` that exists has
-its ``register(programs_subparsers)`` called (decompile, verify, explain, graph; grid; curve;
-baseline).
+its ``register(programs_subparsers)`` called (refit, polish; decompile, verify, explain,
+graph; grid; curve; baseline).
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +18,14 @@ from crystalbox.cli.common import guard, kind_counts
 if TYPE_CHECKING:
     from crystalbox.programs.checkpoint import LoadedProgram
     from crystalbox.programs.data import TaskData
-    from crystalbox.programs.polish import PolishConfig
     from crystalbox.programs.tasks import Task
     from crystalbox.programs.train import TrainConfig
 
-    # edits a checkpoint's model in place: (kept, validation after, details for the record)
-    Improvement = Callable[[LoadedProgram, TaskData], tuple[bool, float, dict[str, Any]]]
 
 __all__ = ["register"]
 
 EXTENSION_MODULES: tuple[str, ...] = (
+    "crystalbox.cli.programs_improve_commands",
     "crystalbox.cli.programs_decompile_commands",
     "crystalbox.cli.programs_grid_commands",
     "crystalbox.cli.programs_curve_commands",
@@ -113,50 +109,6 @@ def register(subparsers: Any) -> None:
     )
     add_task_option(evaluate)
     evaluate.set_defaults(func=guard(_eval))
-
-    refit = programs.add_parser(
-        "refit",
-        help="refit a checkpoint's classifier on its discrete stream (kept if validation rises)",
-    )
-    refit.add_argument("checkpoint", help="folder written by `programs train`")
-    refit.add_argument(
-        "-o", "--out", default=None, help="new checkpoint folder (default: CHECKPOINT-refit)"
-    )
-    add_overwrite_option(refit)
-    refit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations")
-    refit.add_argument("--threads", type=int, default=None)
-    add_task_option(refit)
-    refit.set_defaults(func=guard(_refit))
-
-    polish = programs.add_parser(
-        "polish",
-        help="local search over a checkpoint's predicates, reads and MLP tables "
-        "(kept if validation rises)",
-    )
-    polish.add_argument("checkpoint", help="folder written by `programs train`")
-    polish.add_argument(
-        "-o", "--out", default=None, help="new checkpoint folder (default: CHECKPOINT-polish)"
-    )
-    add_overwrite_option(polish)
-    polish.add_argument("--rounds", type=int, default=2, help="passes over every choice")
-    polish.add_argument(
-        "--search-examples",
-        type=int,
-        default=4000,
-        help="training examples scoring each alternative (0: all); gains are confirmed on all",
-    )
-    polish.add_argument("--no-reads", action="store_true", help="do not search reads")
-    polish.add_argument(
-        "--no-tables",
-        action="store_true",
-        help="do not search MLP tables (categorical, and numerical table MLPs)",
-    )
-    polish.add_argument("--no-refit", action="store_true", help="keep the classifier as is")
-    polish.add_argument("--seed", type=int, default=0, help="draws the search examples")
-    polish.add_argument("--threads", type=int, default=None)
-    polish.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_task_option(polish)
-    polish.set_defaults(func=guard(_polish))
 
     for name in EXTENSION_MODULES:
         try:
@@ -405,15 +357,19 @@ def _train(args: argparse.Namespace) -> int:
         begun = lineage["start"]
         print(f"started from {args.start}: {describe_accuracies(begun)}")
     if args.polish:
+        from crystalbox.cli.programs_improve_commands import improve, polisher
         from crystalbox.programs.polish import PolishConfig
 
         config = PolishConfig(rounds=args.polish, progress=not args.quiet)
-        _improve(out, None, args.threads, "polish", _polisher(config), overwrite=args.overwrite)
+        improve(out, None, args.threads, "polish", polisher(config), overwrite=args.overwrite)
         print(f"train and polish: {time.perf_counter() - started:.0f}s")
     return 0
 
 
-def _checkpoint_data(loaded: LoadedProgram, data_seed: int | None, task: str | None) -> TaskData:
+def load_checkpoint_data(
+    loaded: LoadedProgram, data_seed: int | None, task: str | None
+) -> TaskData:
+    """A checkpoint's splits (``--data-seed`` and ``--task`` where given)."""
     from crystalbox.programs.checkpoint import checkpoint_data
 
     return checkpoint_data(loaded.task, loaded.train_config, data_seed, task_argument(task))
@@ -425,7 +381,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     loaded = load_program(args.checkpoint)
     info = loaded.task
-    data = _checkpoint_data(loaded, args.data_seed, args.task)
+    data = load_checkpoint_data(loaded, args.data_seed, args.task)
     split = getattr(data, args.split)
     report: dict[str, Any] = {
         "task": info.name,
@@ -445,99 +401,3 @@ def _eval(args: argparse.Namespace) -> int:
             report[name] = {c.label: [c.scored, round(c.accuracy, 2)] for c in cells}
     print(json.dumps(report))
     return 0
-
-
-def _refit(args: argparse.Namespace) -> int:
-    from crystalbox.programs.refit import refit_classifier
-
-    def run(loaded: LoadedProgram, data: TaskData) -> tuple[bool, float, dict[str, Any]]:
-        result = refit_classifier(loaded.model, data.train, data.val, max_iter=args.max_iter)
-        return result.kept, result.val_after, result.to_dict()
-
-    return _improve(
-        args.checkpoint, args.out, args.threads, "refit", run, args.task, args.overwrite
-    )
-
-
-def _polish(args: argparse.Namespace) -> int:
-    from crystalbox.programs.polish import PolishConfig
-
-    config = PolishConfig(
-        rounds=args.rounds,
-        search_examples=args.search_examples,
-        reads=not args.no_reads,
-        tables=not args.no_tables,
-        refit=not args.no_refit,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
-    return _improve(
-        args.checkpoint,
-        args.out,
-        args.threads,
-        "polish",
-        _polisher(config),
-        args.task,
-        args.overwrite,
-    )
-
-
-def _polisher(config: PolishConfig) -> Improvement:
-    """The ``_improve`` step that polishes a checkpoint's model with ``config``."""
-    from crystalbox.programs.polish import polish_program
-
-    def run(loaded: LoadedProgram, data: TaskData) -> tuple[bool, float, dict[str, Any]]:
-        result = polish_program(loaded.model, data.train, data.val, config)
-        return result.kept, result.val_after, result.to_dict()
-
-    return run
-
-
-def _improve(
-    checkpoint: str,
-    out_arg: str | None,
-    threads: int | None,
-    step: str,
-    run: Improvement,
-    task: str | None = None,
-    overwrite: bool = False,
-) -> int:
-    """Run ``run`` (which edits the model in place and says whether it kept the edit) on a
-    checkpoint and write a new checkpoint ``out_arg`` (default CHECKPOINT-<step>) if it did."""
-    import torch
-
-    from crystalbox.programs.checkpoint import load_program, save_loaded
-    from crystalbox.programs.train import accuracy
-
-    source = Path(checkpoint)
-    out = Path(out_arg) if out_arg else source.with_name(f"{source.name}-{step}")
-    if out.resolve() == source.resolve():
-        raise ValueError(f"--out {out} is the checkpoint itself; choose a new folder")
-    check_output_folder(out, overwrite)
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be positive, got {threads}")
-        torch.set_num_threads(threads)
-    loaded = load_program(source)
-    data = _checkpoint_data(loaded, None, task)
-    test_before = accuracy(loaded.model, data.test)
-    kept, val_after, details = run(loaded, data)
-    report = {"checkpoint": str(source), **details, "test_before": test_before}
-    report["test_after"] = accuracy(loaded.model, data.test) if kept else test_before
-    if kept:
-        save_loaded(
-            loaded, out, **{step: details}, val_acc=val_after, test_acc=report["test_after"]
-        )
-        report["out"] = str(out)
-    if isinstance(report.get("edits"), list):  # every edit is in the checkpoint's result
-        report["edits"] = _edit_counts(report["edits"])
-    print(
-        json.dumps({key: round(v, 4) if isinstance(v, float) else v for key, v in report.items()})
-    )
-    return 0
-
-
-def _edit_counts(edits: list[dict[str, Any]]) -> dict[str, int]:
-    """The number of kept edits, in all and per kind of parameter."""
-    counts = Counter(str(edit["param"]) for edit in edits)
-    return {"total": len(edits), **dict(sorted(counts.items()))}
