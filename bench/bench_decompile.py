@@ -1,6 +1,6 @@
 """Benchmark: decompiled Transformer Programs — program ≡ model, size, executor throughput.
 
-For each task checkpoint found under the given folders (the best test accuracy per task),
+For each task checkpoint found under the given folders (the best validation accuracy per task),
 or, when none is given, a short run trained here (``--train-seconds`` per task, one
 thread), decompile with verification and report: agreement counts (executor and rendered
 Python vs the torch argmax model, every train/val/test input and the whole input space when
@@ -58,7 +58,8 @@ PAPER_PRUNED = {
 
 
 def find_checkpoints(folders: list[Path]) -> dict[str, Path]:
-    """The checkpoint with the best recorded test accuracy per task under ``folders``."""
+    """The checkpoint with the best recorded validation accuracy per task under ``folders``
+    (never chosen on test)."""
     best: dict[str, tuple[float, Path]] = {}
     for folder in folders:
         for config in sorted(folder.rglob("config.json")):
@@ -69,7 +70,7 @@ def find_checkpoints(folders: list[Path]) -> dict[str, Path]:
             if data.get("format") != "crystalbox.programs" or "task" not in data:
                 continue
             name = data["task"]["name"]
-            acc = float(data.get("result", {}).get("test_acc", -1.0))
+            acc = float(data.get("result", {}).get("val_acc", -1.0))
             if name in TASKS and (name not in best or acc > best[name][0]):
                 best[name] = (acc, config.parent)
     return {name: path for name, (_, path) in best.items()}

@@ -29,6 +29,7 @@ import torch
 from crystalbox.cli.common import kind_counts
 from crystalbox.programs.baseline import train_baseline
 from crystalbox.programs.checkpoint import save_program
+from crystalbox.programs.grid import paper_grid
 from crystalbox.programs.tasks import PUBLISHED, TASKS, make_task
 from crystalbox.programs.train import (
     TrainConfig,
@@ -40,6 +41,8 @@ from crystalbox.programs.train import (
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_JSON = ROOT / "docs" / "programs-results.json"
 RESULTS_MD = ROOT / "docs" / "programs-results.md"
+PROGRAMS_MD = ROOT / "docs" / "programs.md"  # holds a copy of the table between these markers
+TABLE_START, TABLE_END = "<!-- results table: start -->", "<!-- results table: end -->"
 CHECKPOINTS = ROOT / "runs" / "programs"
 LOCK = ROOT / "runs" / "programs-results.lock"
 
@@ -213,6 +216,10 @@ def table(runs: list[dict[str, Any]]) -> str:
                 if config.endswith("count-only")
                 else "grid"
             )
+            grid = {shape} | {c.summary() for c in paper_grid(make_task(name))}
+            grid = {" ".join(c.split()[:4]) for c in grid}  # k, L, H, M
+            if " ".join(config.split()[:4]) not in grid:
+                label += ", beyond the grid"
             lines.append(f"| {name} ({label}) | {_row(mine)} | {tail}")
     return "\n".join(lines)
 
@@ -345,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs = _record(run)
     with _locked():
         runs = load_runs(RESULTS_JSON)
-        RESULTS_MD.write_text(_markdown(runs))
+        _write_docs(runs)
     print(table(runs))
     return 0
 
@@ -370,8 +377,20 @@ def _record(run: dict[str, Any]) -> list[dict[str, Any]]:
         staging = RESULTS_JSON.with_name(f".{RESULTS_JSON.name}.{os.getpid()}.tmp")
         staging.write_text(json.dumps(runs, indent=1) + "\n")
         os.replace(staging, RESULTS_JSON)
-        RESULTS_MD.write_text(_markdown(runs))
+        _write_docs(runs)
     return runs
+
+
+def _write_docs(runs: list[dict[str, Any]]) -> None:
+    """The results page, and the copy of its table in programs.md (between the markers)."""
+    RESULTS_MD.write_text(_markdown(runs))
+    if not PROGRAMS_MD.is_file():
+        return
+    text = PROGRAMS_MD.read_text()
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if 0 <= start < end:
+        head, tail = text[: start + len(TABLE_START)], text[end:]
+        PROGRAMS_MD.write_text(f"{head}\n{table(runs)}\n{tail}")
 
 
 def _markdown(runs: list[dict[str, Any]]) -> str:
@@ -387,7 +406,8 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         'M in {2, 4}) has the best validation accuracy, a "(grid)" row for it, as the paper '
         'selected over that grid ("(count-only)" when that run\'s numerical heads only count, '
         '"(tables)" when its numerical MLPs are also tables, "(causal heads)" when some heads '
-        "of a non-causal task are causal: extensions of the paper's model). "
+        "of a non-causal task are causal: extensions of the paper's model; "
+        '", beyond the grid" when its layers, heads or MLPs lie outside the grid and the published configuration). '
         "Each row aggregates the runs of one series (same epochs, "
         "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience and parameter averaging): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
