@@ -18,7 +18,7 @@ def test_parse_kind_counts(text: str, expected):
     assert parse_kind_counts(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1-2", "1+2+3", "+2", "-1", "two", "1.5"])
+@pytest.mark.parametrize("text", ["", "1-2", "1+2+3", "+2", "-1", "two", "1.5", "2²"])
 def test_parse_kind_counts_refuses_other_forms(text: str):
     with pytest.raises(ValueError, match=r"N \(split evenly .*\) or CAT\+NUM \(e.g. 1\+2\)"):
         parse_kind_counts(text)

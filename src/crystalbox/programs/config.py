@@ -40,7 +40,7 @@ def parse_kind_counts(text: str) -> KindCounts:
     """Command-line form of ``KindCounts``: ``"4"`` (split evenly) or ``"1+2"`` (cat+num,
     as ``ProgramConfig.summary`` prints them)."""
     parts = text.strip().split("+")
-    if len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts):
+    if len(parts) in (1, 2) and all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         numbers = [int(p) for p in parts]
         return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
     raise ValueError(
