@@ -152,7 +152,8 @@ def improve(
     report = {"checkpoint": str(source), **details, "test_before": test_before}
     report["test_after"] = accuracy(loaded.model, data.test) if kept else test_before
     if kept:
-        history = [*_improvements(loaded.result), {"step": step, **details}]
+        tests = {name: report[name] for name in ("test_before", "test_after")}
+        history = [*_improvements(loaded.result), {"step": step, **details, **tests}]
         save_loaded(
             loaded,
             out,
