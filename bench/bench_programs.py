@@ -374,23 +374,28 @@ def _record(run: dict[str, Any]) -> list[dict[str, Any]]:
     with _locked():
         runs = [*load_runs(RESULTS_JSON), run]
         RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-        staging = RESULTS_JSON.with_name(f".{RESULTS_JSON.name}.{os.getpid()}.tmp")
-        staging.write_text(json.dumps(runs, indent=1) + "\n")
-        os.replace(staging, RESULTS_JSON)
+        _replace_text(RESULTS_JSON, json.dumps(runs, indent=1) + "\n")
         _write_docs(runs)
     return runs
 
 
 def _write_docs(runs: list[dict[str, Any]]) -> None:
     """The results page, and the copy of its table in programs.md (between the markers)."""
-    RESULTS_MD.write_text(_markdown(runs))
+    _replace_text(RESULTS_MD, _markdown(runs))
     if not PROGRAMS_MD.is_file():
         return
     text = PROGRAMS_MD.read_text()
     start, end = text.find(TABLE_START), text.find(TABLE_END)
     if 0 <= start < end:
         head, tail = text[: start + len(TABLE_START)], text[end:]
-        PROGRAMS_MD.write_text(f"{head}\n{table(runs)}\n{tail}")
+        _replace_text(PROGRAMS_MD, f"{head}\n{table(runs)}\n{tail}")
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` through a staging file, so a crash never leaves it half written."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_text(text)
+    os.replace(staging, path)
 
 
 def _markdown(runs: list[dict[str, Any]]) -> str:
