@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import fcntl
 import json
-import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 
 import torch
 
+from crystalbox._files import write_atomically
 from crystalbox.cli.common import kind_counts
 from crystalbox.programs.baseline import train_baseline
 from crystalbox.programs.checkpoint import save_program
@@ -373,7 +373,6 @@ def _record(run: dict[str, Any]) -> list[dict[str, Any]]:
     """Append ``run`` to the JSON (re-read under the lock, replaced atomically); all runs."""
     with _locked():
         runs = [*load_runs(RESULTS_JSON), run]
-        RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
         _replace_text(RESULTS_JSON, json.dumps(runs, indent=1) + "\n")
         _write_docs(runs)
     return runs
@@ -392,10 +391,8 @@ def _write_docs(runs: list[dict[str, Any]]) -> None:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Write ``path`` through a staging file, so a crash never leaves it half written."""
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
+    """Write ``path`` atomically (a crash never leaves it half written)."""
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def _markdown(runs: list[dict[str, Any]]) -> str:

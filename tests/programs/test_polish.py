@@ -158,36 +158,22 @@ def test_cli_polish_writes_a_new_checkpoint(damaged_hist, tmp_path: Path, capsys
 
 def test_polishing_again_keeps_the_earlier_polish_on_record(damaged_hist, tmp_path: Path, capsys):
     trained, (head, query, original) = damaged_hist
-    args = ["--rounds", "1", "--search-examples", "512", "--quiet"]
-    first = tmp_path / "first"
-    assert (
-        main(
-            [
-                "programs",
-                "polish",
-                str(save_program(trained, tmp_path / "hist")),
-                "-o",
-                str(first),
-                *args,
-            ]
-        )
-        == 0
-    )
+
+    def polish(source: Path, out: Path) -> None:
+        args = ["--rounds", "1", "--search-examples", "512", "--quiet"]
+        assert main(["programs", "polish", str(source), "-o", str(out), *args]) == 0
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    polish(save_program(trained, tmp_path / "hist"), first)
     again = load_program(first)
     row = again.model.layers[0].num_pred.data[head, query]  # damage the repaired row again
     row[(original + 1) % row.numel()] = row.max() + 1.0
-    save_loaded(again, tmp_path / "damaged")
-    assert (
-        main(
-            ["programs", "polish", str(tmp_path / "damaged"), "-o", str(tmp_path / "second"), *args]
-        )
-        == 0
-    )
+    polish(save_loaded(again, tmp_path / "damaged"), second)
     capsys.readouterr()
-    steps = load_program(tmp_path / "second").result["improvements"]
+    steps = load_program(second).result["improvements"]
     assert [s["step"] for s in steps] == ["polish", "polish"]
     assert steps[0] == load_program(first).result["improvements"][0]
-    assert steps[1]["edits"] == load_program(tmp_path / "second").result["polish"]["edits"]
+    assert steps[1]["edits"] == load_program(second).result["polish"]["edits"]
 
 
 def test_improvements_of_a_checkpoint_written_before_the_list_was_kept():

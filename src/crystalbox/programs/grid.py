@@ -43,8 +43,8 @@ def paper_grid(
     **options: Any,
 ) -> list[ProgramConfig]:
     """The paper's grid for the algorithmic tasks: L x H x M, each count split evenly cat/num
-    (or a ``(cat, num)`` pair), each configuration once; ``options`` go to ``default_program_config`` (``d_var``,
-    ``count_only``, ``causal_heads``, ``tables``)."""
+    (or a ``(cat, num)`` pair), each configuration once; ``options`` go to
+    ``default_program_config`` (``d_var``, ``count_only``, ``causal_heads``, ``tables``)."""
     configs = [
         default_program_config(task, n, h, m, **options)
         for n, h, m in itertools.product(layers, heads, mlps)
