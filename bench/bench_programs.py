@@ -153,10 +153,10 @@ def run_baseline(
 
 def _series(
     run: dict[str, Any],
-) -> tuple[int, str, str, str, str, str, float, str, float, int | None, float | None]:
+) -> tuple[int, str, str, str, str, str, float, str, float, int | None, float | None, bool]:
     """Runs of one series share epochs, sampler, initialisations, loss, configuration,
-    attention temperature, learning-rate schedule, end temperature, plateau patience and
-    parameter averaging."""
+    attention temperature, learning-rate schedule, end temperature, plateau patience,
+    parameter averaging and compiled kernels (which round differently, so train other programs)."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
@@ -169,6 +169,7 @@ def _series(
         run.get("tau_end", 0.01),
         run.get("plateau_patience"),
         run.get("ema_decay"),
+        bool(run.get("compile", False)),
     )
 
 
@@ -243,6 +244,7 @@ def _row(runs: list[dict[str, Any]]) -> str:
     init += f", tau_end {series[8]:.3g}" if series[8] != 0.01 else ""
     init += f", patience {series[9]}" if series[9] is not None else ""
     init += f", averaged parameters {series[10]:g}" if series[10] is not None else ""
+    init += ", compiled kernels" if series[11] else ""
     return (
         f"{best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
         f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -411,7 +413,7 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "of a non-causal task are causal: extensions of the paper's model; "
         '", beyond the grid" when its layers, heads or MLPs lie outside the grid and the published configuration). '
         "Each row aggregates the runs of one series (same epochs, "
-        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience and parameter averaging): the series holding the task's best validation run (selection on validation "
+        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience, parameter averaging and compiled kernels): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
 
