@@ -96,6 +96,7 @@ def run_one(
         "tau_end": train_config.tau_end,
         "plateau_patience": train_config.plateau_patience,
         "ema_decay": train_config.ema_decay,
+        "ordered_below": train_config.ordered_below,
         "selected": result.selected,
         "config": config.summary(),
         "val_acc": round(result.val_acc, 2),
@@ -153,10 +154,11 @@ def run_baseline(
 
 def _series(
     run: dict[str, Any],
-) -> tuple[int, str, str, str, str, str, float, str, float, int | None, float | None, bool]:
+) -> tuple[int, str, str, str, str, str, float, str, float, int | None, float | None, bool, float]:
     """Runs of one series share epochs, sampler, initialisations, loss, configuration,
     attention temperature, learning-rate schedule, end temperature, plateau patience,
-    parameter averaging and compiled kernels (which round differently, so train other programs)."""
+    parameter averaging, compiled kernels (which round differently, so train other programs)
+    and the temperature below which categorical heads select by ordered matching."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
@@ -170,6 +172,7 @@ def _series(
         run.get("plateau_patience"),
         run.get("ema_decay"),
         bool(run.get("compile", False)),
+        run.get("ordered_below", 0.0),
     )
 
 
@@ -245,6 +248,7 @@ def _row(runs: list[dict[str, Any]]) -> str:
     init += f", patience {series[9]}" if series[9] is not None else ""
     init += f", averaged parameters {series[10]:g}" if series[10] is not None else ""
     init += ", compiled kernels" if series[11] else ""
+    init += f", ordered matching below τ {series[12]:g}" if series[12] else ""
     return (
         f"{best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
         f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -263,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-mlp-init", default="normal", choices=["normal", "domain", "origin"])
     parser.add_argument("--init", default="default", choices=["default", "reference"])
     parser.add_argument("--loss", default="token", choices=["token", "sequence"])
+    parser.add_argument(
+        "--ordered-below",
+        type=float,
+        default=0.0,
+        metavar="TAU",
+        help="relax categorical heads as ordered matching once tau < TAU (default 0: never)",
+    )
     parser.add_argument(
         "--attention-temperature", type=float, default=1.0, help="the authors': sqrt(k)"
     )
@@ -349,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                         tau_end=args.tau_end,
                         plateau_patience=args.patience,
                         ema_decay=args.ema,
+                        ordered_below=args.ordered_below,
                     )
                 print(json.dumps(run), flush=True)
                 runs = _record(run)
@@ -413,7 +425,7 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "of a non-causal task are causal: extensions of the paper's model; "
         '", beyond the grid" when its layers, heads or MLPs lie outside the grid and the published configuration). '
         "Each row aggregates the runs of one series (same epochs, "
-        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience, parameter averaging and compiled kernels): the series holding the task's best validation run (selection on validation "
+        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience, parameter averaging, compiled kernels and ordered matching): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
 

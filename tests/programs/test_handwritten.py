@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crystalbox.programs.data import make_data
+from crystalbox.programs.data import IGNORE, make_data
 from crystalbox.programs.decompile import decompile
 from crystalbox.programs.decompile.ir import Select, SelectSum
 from crystalbox.programs.handwritten import dyck_depth_model, most_freq_rank_model, sharpened
@@ -148,3 +148,22 @@ def test_a_sharpened_model_is_the_same_program_with_larger_logits(dyck2_data):
     assert sharp is not model and torch.equal(
         model.layers[2].cat_pred.abs().max(), torch.tensor(10.0)
     )
+
+
+def test_ordered_matching_relaxes_the_depth_program_into_itself(dyck2_data):
+    """The matching head needs the closest match to win; relaxed with the position bias it
+    mixes matches, relaxed as ordered matching (``set_ordered_below``) it is the program."""
+    model = sharpened(dyck_depth_model(make_task("dyck2")))
+    inputs = torch.as_tensor(dyck2_data.test.inputs)
+    scored = torch.as_tensor(dyck2_data.test.targets) != IGNORE
+    program = model.predict(inputs)[scored]
+    relaxed = {}
+    for below in (0.0, 1.0):
+        model.set_ordered_below(below)
+        with torch.no_grad():  # plain softmax: no noise, so the comparison is deterministic
+            relaxed[below] = model(inputs, "softmax", 0.1).argmax(-1)[scored]
+    assert torch.equal(relaxed[1.0], program)
+    assert not torch.equal(relaxed[0.0], program)
+    model.set_ordered_below(0.0)
+    with pytest.raises(ValueError, match="ordered_below must be non-negative"):
+        model.set_ordered_below(-1.0)

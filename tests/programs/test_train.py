@@ -293,6 +293,8 @@ def test_train_config_validation():
         TrainConfig(init="paper", loss="mean")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="attention_temperature must be positive"):
         TrainConfig(attention_temperature=0.0)
+    with pytest.raises(ValueError, match="ordered_below must be non-negative"):
+        TrainConfig(ordered_below=-0.5)
     with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine'"):
         TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="temperatures must be positive"):
@@ -447,3 +449,15 @@ def test_a_configuration_or_data_of_another_task_is_refused():
         train_program(hist, short, tiny)
     with pytest.raises(ValueError, match="data was made for task 'sort', not 'hist'"):
         train_program(hist, None, tiny, make_data(sort, 0, 64, 16, 16))
+
+
+def test_cli_train_records_ordered_matching_and_refuses_a_negative_temperature(
+    tmp_path: Path, capsys
+):
+    args = ["programs", "train", "hist", "--epochs", "1", "--n-train", "256", "--quiet"]
+    args += ["--threads", "1"]
+    assert main([*args, "--ordered-below", "5", "--out", str(tmp_path / "h")]) == 0
+    assert load_program(tmp_path / "h").train_config["ordered_below"] == 5.0
+    assert main([*args, "--ordered-below", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "ordered_below must be non-negative" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

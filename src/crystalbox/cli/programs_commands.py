@@ -184,6 +184,16 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
         help="also validate an exponential moving average of the parameters (this decay per "
         "step, e.g. 0.98) every epoch and select the better model (default: off, the paper's)",
     )
+    parser.add_argument(
+        "--ordered-below",
+        dest="ordered_below",
+        type=float,
+        default=None,
+        metavar="TAU",
+        help="once the temperature falls below TAU, relax categorical heads as ordered "
+        "matching, where the closest match wins as in the program (default: never, the "
+        "paper's relaxation throughout)",
+    )
 
 
 #: ``add_task_arguments``'s schedule options, as ``TrainConfig`` fields (None: its default)
@@ -195,6 +205,7 @@ _SCHEDULE_OPTIONS = (
     "tau_end",
     "plateau_patience",
     "ema_decay",
+    "ordered_below",
 )
 
 

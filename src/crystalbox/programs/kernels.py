@@ -14,7 +14,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["cat_heads_soft", "get_kernel", "num_heads_soft"]
+from crystalbox.programs.semantics import position_bias
+
+__all__ = [
+    "cat_heads_ordered",
+    "cat_heads_soft",
+    "get_kernel",
+    "num_heads_soft",
+    "preference_order",
+]
 
 _LOG_EPS = 1e-4
 
@@ -65,6 +73,39 @@ def cat_heads_soft(
     return torch.matmul(attn, values)  # [h, b, q, k]
 
 
+def preference_order(n: int) -> torch.Tensor:
+    """Key positions per query, most preferred first: ``[q, j]`` (``semantics`` order:
+    closest first, the earlier of two at equal distance, the query's own position last)."""
+    return position_bias(n).argsort(dim=-1, descending=True, stable=True)
+
+
+def cat_heads_ordered(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    pred: torch.Tensor,
+    allowed: torch.Tensor,
+    order: torch.Tensor,
+) -> torch.Tensor:
+    """Categorical heads relaxed as ordered matching: reads ``[h, b, n, k]`` -> ``[h, b, n, k]``.
+
+    Each allowed key matches independently with its soft match ``s_j``; the head selects the
+    most preferred key that matches, so key ``j`` gets ``s_j`` times the product of
+    ``1 - s_i`` over the keys ``i`` preferred to it (``order [q, j]``), and BOS also gets the
+    chance that no key matches. No noise on the keys: on one-hot reads this is exactly the
+    program's selection (``semantics.select_closest``).
+    """
+    match = _match(queries, keys, pred) * allowed  # [h, b, q, j]
+    index = order.expand(match.shape)
+    ranked = torch.gather(match, -1, index)  # [h, b, q, rank]
+    missed = torch.cumprod(1.0 - ranked, dim=-1)  # no match among the first r + 1 keys
+    before = torch.cat([torch.ones_like(missed[..., :1]), missed[..., :-1]], dim=-1)
+    weights = torch.gather(ranked * before, -1, order.argsort(dim=-1).expand(match.shape))
+    bos = weights[..., :1] + missed[..., -1:]
+    attn = torch.cat([bos, weights[..., 1:]], dim=-1)
+    return torch.matmul(attn, values)  # [h, b, q, k]
+
+
 def num_heads_soft(
     queries: torch.Tensor,
     keys: torch.Tensor,
@@ -79,6 +120,7 @@ def num_heads_soft(
 
 _KERNELS: dict[str, Callable[..., torch.Tensor]] = {
     "cat_heads_soft": cat_heads_soft,
+    "cat_heads_ordered": cat_heads_ordered,
     "num_heads_soft": num_heads_soft,
 }
 _COMPILED: dict[str, Any] = {}

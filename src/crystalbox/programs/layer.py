@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crystalbox.programs.config import ProgramConfig, n_cat_before, n_num_before
-from crystalbox.programs.kernels import get_kernel
+from crystalbox.programs.kernels import cat_heads_ordered, get_kernel, preference_order
 from crystalbox.programs.samplers import Sampler, _gumbel_like, sample
 from crystalbox.programs.semantics import (
     aggregate,
@@ -50,6 +50,9 @@ class ProgramLayer(nn.Module):
         self.compiled = False
         # divides relaxed categorical attention logits before the Gumbel noise (training only)
         self.attention_temperature = 1.0
+        # relaxed categorical heads select by ordered matching (kernels.cat_heads_ordered)
+        # while the temperature is below this (training only; 0: never, the paper's)
+        self.ordered_below = 0.0
         k, d = config.d_var, config.d_mlp
         n_cat, n_num = n_cat_before(config, layer), n_num_before(config, layer)
         hc, hn, mc, mn = (
@@ -180,7 +183,12 @@ class ProgramLayer(nn.Module):
         streamed = _read(reads, cats).view(-1, b, n, k)  # [slots, b, n, k]
         q, kk, v, nq, nk = streamed.split([hc, hc, hc, hn, hn], dim=0)
         tau_t = torch.as_tensor(tau, dtype=cat.dtype, device=cat.device)
-        if hc:
+        if hc and float(tau) < self.ordered_below:
+            order = preference_order(n).to(cat.device)
+            head_cat = cat_heads_ordered(
+                q, kk, v, sample(self.cat_pred, sampler, tau), cat_allowed, order
+            )
+        elif hc:
             if sampler in ("gumbel_soft", "gumbel_hard"):
                 noise = _gumbel_like(torch.empty(hc, b, n, n, device=cat.device))
             else:

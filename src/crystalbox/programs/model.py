@@ -134,6 +134,14 @@ class ProgramTransformer(nn.Module):
         for layer in self.layers:
             cast(ProgramLayer, layer).attention_temperature = float(value)
 
+    def set_ordered_below(self, tau: float) -> None:
+        """Relax categorical heads as ordered matching while the temperature is below ``tau``
+        (``kernels.cat_heads_ordered``; 0: never). Training only: the program is unchanged."""
+        if not tau >= 0:
+            raise ValueError(f"ordered_below must be non-negative, got {tau}")
+        for layer in self.layers:
+            cast(ProgramLayer, layer).ordered_below = float(tau)
+
     def use_compiled_kernels(self, enabled: bool = True) -> None:
         """Run the relaxed attention through ``torch.compile`` (faster training on CPU)."""
         for layer in self.layers:

@@ -86,6 +86,9 @@ class TrainConfig:
     # "cosine": the learning rate follows a half cosine from lr to 0 over the run's steps
     lr_schedule: Literal["constant", "cosine"] = "constant"
     ema_decay: float | None = None
+    # once tau falls below this, relaxed categorical heads select by ordered matching
+    # (kernels.cat_heads_ordered: the closest match wins, as in the program); 0: never
+    ordered_below: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -125,6 +128,8 @@ class TrainConfig:
                 f"the temperature schedule anneals, so tau_end ({self.tau_end}) must not exceed "
                 f"tau_start ({self.tau_start}); swap them (equal values keep it constant)"
             )
+        if not self.ordered_below >= 0:
+            problems.append(f"ordered_below must be non-negative, got {self.ordered_below}")
         if not self.attention_temperature > 0:
             problems.append(
                 f"attention_temperature must be positive, got {self.attention_temperature}"
@@ -327,6 +332,7 @@ def _run(
     if start is not None:
         model.load_state_dict(start.state_dict())
     model.set_attention_temperature(train_config.attention_temperature)
+    model.set_ordered_below(train_config.ordered_below)
     model = model.to(device)
     model.use_compiled_kernels(_use_compiled_kernels(train_config, device))
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
