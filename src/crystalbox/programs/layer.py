@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crystalbox.programs.config import ProgramConfig, n_cat_before, n_num_before
-from crystalbox.programs.kernels import cat_heads_ordered, get_kernel, preference_order
+from crystalbox.programs.kernels import get_kernel, preference_order
 from crystalbox.programs.samplers import Sampler, _gumbel_like, sample
 from crystalbox.programs.semantics import (
     aggregate,
@@ -185,9 +185,8 @@ class ProgramLayer(nn.Module):
         tau_t = torch.as_tensor(tau, dtype=cat.dtype, device=cat.device)
         if hc and float(tau) < self.ordered_below:
             order = preference_order(n).to(cat.device)
-            head_cat = cat_heads_ordered(
-                q, kk, v, sample(self.cat_pred, sampler, tau), cat_allowed, order
-            )
+            kernel = get_kernel("cat_heads_ordered", self.compiled)
+            head_cat = kernel(q, kk, v, sample(self.cat_pred, sampler, tau), cat_allowed, order)
         elif hc:
             if sampler in ("gumbel_soft", "gumbel_hard"):
                 noise = _gumbel_like(torch.empty(hc, b, n, n, device=cat.device))

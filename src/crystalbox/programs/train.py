@@ -87,7 +87,8 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     ema_decay: float | None = None
     # once tau falls below this, relaxed categorical heads select by ordered matching
-    # (kernels.cat_heads_ordered: the closest match wins, as in the program); 0: never
+    # (kernels.cat_heads_ordered: the closest match wins, as in the program; no score
+    # logits, so attention_temperature does not apply to them); 0: never
     ordered_below: float = 0.0
 
     def __post_init__(self) -> None:
