@@ -66,11 +66,10 @@ def _ordered_formula(match: torch.Tensor) -> torch.Tensor:
     """Ordered matching written out key by key in float64: ``match [h, b, q, j]`` ->
     attention ``[h, b, q, j]`` (keys visited in the program's preference order)."""
     h, b, n, _ = match.shape
-    order = position_bias(n).argsort(dim=-1, descending=True, stable=True)
     attn = torch.zeros(h, b, n, n, dtype=torch.float64)
     for q in range(n):
         none_yet = torch.ones(h, b, dtype=torch.float64)
-        for j in order[q].tolist():
+        for j in sorted(range(n), key=lambda j: (j == q, abs(q - j), j)):  # semantics' order
             s = match[:, :, q, j].double()
             attn[:, :, q, j] += none_yet * s
             none_yet = none_yet * (1 - s)

@@ -83,5 +83,18 @@ def test_compiled_runs_form_their_own_series(bench: ModuleType):
     assert bench._series(runs[0]) == bench._series(runs[1]) != bench._series(runs[2])
 
 
+def test_ordered_matching_runs_form_their_own_series(bench: ModuleType):
+    runs = [
+        _run(0, 99.15, 98.75, FOUR_LAYER),
+        _run(1, 97.0, 96.8, FOUR_LAYER, ordered_below=0.0),  # recorded as off: the same series
+        _run(0, 99.3, 98.0, FOUR_LAYER, ordered_below=0.3),
+        _run(1, 96.0, 96.2, FOUR_LAYER, ordered_below=0.3),
+    ]
+    assert bench._series(runs[0]) == bench._series(runs[1]) != bench._series(runs[2])
+    row = _row(bench.table(runs), "dyck2 (count-only, beyond the grid)")
+    assert row[2] == "gumbel_soft, patience 40, ordered matching below τ 0.3"
+    assert (row[4], row[5], row[6]) == ("2", "99.30 / 98.00", "97.10 ± 1.27")
+
+
 def test_a_task_never_run_says_so(bench: ModuleType):
     assert _row(bench.table([]), "reverse")[5] == "not run"
