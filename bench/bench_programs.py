@@ -65,7 +65,7 @@ def run_one(
     """One run; ``shape``: n_layers / n_heads / n_mlps / count_only / causal_heads / tables overriding the published
     configuration; ``progress``: the training bar on stderr;
     ``options``: TrainConfig fields (sampler, num_mlp_init, init, loss, attention_temperature,
-    lr_schedule, tau_end, plateau_patience, ema_decay)."""
+    lr_schedule, tau_end, plateau_patience, ema_decay, ordered_below, identity_prior)."""
     task = make_task(task_name)
     published = PUBLISHED[task_name]
     config = default_program_config(task, **(shape or {}))
@@ -97,6 +97,7 @@ def run_one(
         "plateau_patience": train_config.plateau_patience,
         "ema_decay": train_config.ema_decay,
         "ordered_below": train_config.ordered_below,
+        "identity_prior": train_config.identity_prior,
         "selected": result.selected,
         "config": config.summary(),
         "val_acc": round(result.val_acc, 2),
@@ -109,6 +110,7 @@ def run_one(
         "device": result.device,
         "checkpoint": _shown(saved) if saved is not None else None,
         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "_val_history": [round(v, 2) for v in result.val_history],  # for --histories only
     }
 
 
@@ -154,11 +156,14 @@ def run_baseline(
 
 def _series(
     run: dict[str, Any],
-) -> tuple[int, str, str, str, str, str, float, str, float, int | None, float | None, bool, float]:
+) -> tuple[
+    int, str, str, str, str, str, float, str, float, int | None, float | None, bool, float, float
+]:
     """Runs of one series share epochs, sampler, initialisations, loss, configuration,
     attention temperature, learning-rate schedule, end temperature, plateau patience,
-    parameter averaging, compiled kernels (which round differently, so train other programs)
-    and the temperature below which categorical heads select by ordered matching."""
+    parameter averaging, compiled kernels (which round differently, so train other programs),
+    the temperature below which categorical heads select by ordered matching and the
+    identity prior of the predicates."""
     return (
         run["epochs"],
         run.get("sampler", "gumbel_hard"),
@@ -173,6 +178,7 @@ def _series(
         run.get("ema_decay"),
         bool(run.get("compile", False)),
         run.get("ordered_below", 0.0),
+        run.get("identity_prior", 0.0),
     )
 
 
@@ -249,6 +255,7 @@ def _row(runs: list[dict[str, Any]]) -> str:
     init += f", averaged parameters {series[10]:g}" if series[10] is not None else ""
     init += ", compiled kernels" if series[11] else ""
     init += f", ordered matching below τ {series[12]:g}" if series[12] else ""
+    init += f", identity prior {series[13]:g}" if series[13] else ""
     return (
         f"{best['config']} | {series[1]}{init} | {series[0]} / {ran:.0f} | {len(mine)} | "
         f"{best['val_acc']:.2f} / {best['test_acc']:.2f} | {statistics.mean(tests):.2f} ± {std:.2f} | "
@@ -273,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         metavar="TAU",
         help="relax categorical heads as ordered matching once tau < TAU (default 0: never)",
+    )
+    parser.add_argument(
+        "--identity-prior",
+        type=float,
+        default=0.0,
+        metavar="BETA",
+        help="add BETA to the diagonal of every predicate's initial logits (default 0: none)",
     )
     parser.add_argument(
         "--attention-temperature", type=float, default=1.0, help="the authors': sqrt(k)"
@@ -316,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         "extension)",
     )
     parser.add_argument("--out-dir", type=Path, default=CHECKPOINTS, help="best checkpoints")
+    parser.add_argument(
+        "--histories",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append each run's per-epoch validation accuracy to FILE (JSON lines)",
+    )
     parser.add_argument(
         "--baseline", action="store_true", help="train the standard transformer instead"
     )
@@ -361,7 +382,13 @@ def main(argv: list[str] | None = None) -> int:
                         plateau_patience=args.patience,
                         ema_decay=args.ema,
                         ordered_below=args.ordered_below,
+                        identity_prior=args.identity_prior,
                     )
+                history = run.pop("_val_history", None)
+                if args.histories is not None and history is not None:
+                    line = {k: run[k] for k in ("task", "seed", "config", "val_acc", "test_acc")}
+                    with args.histories.open("a") as out:
+                        out.write(json.dumps({**line, "val_history": history}) + "\n")
                 print(json.dumps(run), flush=True)
                 runs = _record(run)
     with _locked():
@@ -425,7 +452,7 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "of a non-causal task are causal: extensions of the paper's model; "
         '", beyond the grid" when its layers, heads or MLPs lie outside the grid and the published configuration). '
         "Each row aggregates the runs of one series (same epochs, "
-        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience, parameter averaging, compiled kernels and ordered matching): the series holding the task's best validation run (selection on validation "
+        "sampler, initialisation, loss, configuration, attention temperature, learning-rate schedule, end temperature, plateau patience, parameter averaging, compiled kernels, ordered matching and identity prior): the series holding the task's best validation run (selection on validation "
         "only); every run is kept in the JSON.\n\n" + table(runs) + "\n"
     )
 

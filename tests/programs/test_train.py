@@ -15,6 +15,7 @@ from crystalbox.errors import CheckpointError
 from crystalbox.programs.checkpoint import load_program, save_program
 from crystalbox.programs.data import make_data
 from crystalbox.programs.discrete import read_discrete
+from crystalbox.programs.model import ProgramTransformer
 from crystalbox.programs.tasks import make_task
 from crystalbox.programs.train import (
     TrainConfig,
@@ -295,6 +296,8 @@ def test_train_config_validation():
         TrainConfig(attention_temperature=0.0)
     with pytest.raises(ValueError, match="ordered_below must be non-negative"):
         TrainConfig(ordered_below=-0.5)
+    with pytest.raises(ValueError, match="identity_prior must be non-negative"):
+        TrainConfig(identity_prior=-1.0)
     with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine'"):
         TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="temperatures must be positive"):
@@ -461,3 +464,30 @@ def test_cli_train_records_ordered_matching_and_refuses_a_negative_temperature(
     assert main([*args, "--ordered-below", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "ordered_below must be non-negative" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_identity_prior_raises_only_the_predicates_diagonals(tmp_path: Path, capsys):
+    config = default_program_config(make_task("hist"))
+    torch.manual_seed(0)
+    plain = ProgramTransformer(config)
+    torch.manual_seed(0)
+    biased = ProgramTransformer(config)
+    biased.bias_predicates_to_identity(2.0)
+    eye = torch.eye(config.d_var)
+    for name, before in plain.state_dict().items():
+        after = biased.state_dict()[name]
+        expected = before + 2.0 * eye if name.endswith(("cat_pred", "num_pred")) else before
+        assert torch.equal(after, expected), name
+    with pytest.raises(ValueError, match="beta must be non-negative"):
+        biased.bias_predicates_to_identity(-1.0)
+    # training starts from it (a vanishing learning rate keeps the initial weights)
+    still = TrainConfig(epochs=1, n_train=64, n_val=16, n_test=16, lr=1e-12, progress=False)
+    still = dataclasses.replace(still, identity_prior=2.0)
+    trained = train_program(make_task("hist"), config, still).model
+    for name, value in biased.state_dict().items():
+        assert torch.allclose(trained.state_dict()[name], value, atol=1e-8), name
+    # the CLI passes it on to training and records it with the checkpoint
+    args = ["programs", "train", "hist", "--epochs", "1", "--n-train", "256", "--quiet"]
+    args += ["--threads", "1", "--identity-prior", "1.5", "--out", str(tmp_path / "h")]
+    assert main(args) == 0
+    assert load_program(tmp_path / "h").train_config["identity_prior"] == 1.5

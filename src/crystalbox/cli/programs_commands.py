@@ -194,6 +194,15 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
         "matching, where the closest match wins as in the program (default: never, the "
         "paper's relaxation throughout)",
     )
+    parser.add_argument(
+        "--identity-prior",
+        dest="identity_prior",
+        type=float,
+        default=None,
+        metavar="BETA",
+        help="add BETA to the diagonal of every predicate's initial logits, a prior towards "
+        "equality predicates (default 0: the paper's random rows)",
+    )
 
 
 #: ``add_task_arguments``'s schedule options, as ``TrainConfig`` fields (None: its default)
@@ -206,6 +215,7 @@ _SCHEDULE_OPTIONS = (
     "plateau_patience",
     "ema_decay",
     "ordered_below",
+    "identity_prior",
 )
 
 

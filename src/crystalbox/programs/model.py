@@ -123,6 +123,18 @@ class ProgramTransformer(nn.Module):
         self.classifier_cat.normal_().mul_(classes**-0.5)
         self.classifier_num.normal_().mul_(classes**-0.5)
 
+    @torch.no_grad()
+    def bias_predicates_to_identity(self, beta: float) -> None:
+        """Add ``beta`` to the diagonal of every predicate's logits ``[heads, k, k]``: a prior
+        towards equality (query value v matches key value v), the predicate of counting or
+        copying the same token; ``beta`` 0 leaves the model unchanged."""
+        if not beta >= 0:
+            raise ValueError(f"beta must be non-negative, got {beta}")
+        for module in self.layers:
+            layer = cast(ProgramLayer, module)
+            for pred in (layer.cat_pred, layer.num_pred):
+                pred.add_(beta * torch.eye(pred.shape[-1], dtype=pred.dtype, device=pred.device))
+
     def set_attention_temperature(self, value: float) -> None:
         """Divide relaxed categorical attention logits by ``value`` before the Gumbel noise.
 

@@ -90,6 +90,9 @@ class TrainConfig:
     # (kernels.cat_heads_ordered: the closest match wins, as in the program; no score
     # logits, so attention_temperature does not apply to them); 0: never
     ordered_below: float = 0.0
+    # added to the diagonal of every predicate's initial logits: a prior towards equality
+    # predicates (ProgramTransformer.bias_predicates_to_identity); 0: the paper's random rows
+    identity_prior: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -129,6 +132,8 @@ class TrainConfig:
                 f"the temperature schedule anneals, so tau_end ({self.tau_end}) must not exceed "
                 f"tau_start ({self.tau_start}); swap them (equal values keep it constant)"
             )
+        if not self.identity_prior >= 0:
+            problems.append(f"identity_prior must be non-negative, got {self.identity_prior}")
         if not self.ordered_below >= 0:
             problems.append(f"ordered_below must be non-negative, got {self.ordered_below}")
         if not self.attention_temperature > 0:
@@ -330,6 +335,8 @@ def _run(
         model.init_numerical_mlps_on_domain()
     elif train_config.num_mlp_init == "origin":
         model.init_numerical_mlps_through_origin()
+    if train_config.identity_prior:
+        model.bias_predicates_to_identity(train_config.identity_prior)
     if start is not None:
         model.load_state_dict(start.state_dict())
     model.set_attention_temperature(train_config.attention_temperature)
