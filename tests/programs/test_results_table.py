@@ -96,5 +96,18 @@ def test_ordered_matching_runs_form_their_own_series(bench: ModuleType):
     assert (row[4], row[5], row[6]) == ("2", "99.30 / 98.00", "97.10 ± 1.27")
 
 
+def test_identity_prior_runs_form_their_own_series(bench: ModuleType):
+    runs = [
+        _run(0, 99.15, 98.75, FOUR_LAYER),
+        _run(1, 97.0, 96.8, FOUR_LAYER, identity_prior=0.0),  # recorded as off: the same series
+        _run(0, 99.2, 98.5, FOUR_LAYER, identity_prior=1.0),
+        _run(1, 98.5, 98.4, FOUR_LAYER, identity_prior=1.0),
+    ]
+    assert bench._series(runs[0]) == bench._series(runs[1]) != bench._series(runs[2])
+    row = _row(bench.table(runs), "dyck2 (count-only, beyond the grid)")
+    assert row[2] == "gumbel_soft, patience 40, identity prior 1"
+    assert (row[4], row[5]) == ("2", "99.20 / 98.50")
+
+
 def test_a_task_never_run_says_so(bench: ModuleType):
     assert _row(bench.table([]), "reverse")[5] == "not run"
