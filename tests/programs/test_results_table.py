@@ -83,30 +83,27 @@ def test_compiled_runs_form_their_own_series(bench: ModuleType):
     assert bench._series(runs[0]) == bench._series(runs[1]) != bench._series(runs[2])
 
 
-def test_ordered_matching_runs_form_their_own_series(bench: ModuleType):
+@pytest.mark.parametrize(
+    ("option", "value", "label"),
+    [
+        ("ordered_below", 0.3, "ordered matching below τ 0.3"),
+        ("identity_prior", 1.0, "identity prior 1"),
+    ],
+    ids=["ordered-matching", "identity-prior"],
+)
+def test_a_training_option_forms_its_own_series(
+    bench: ModuleType, option: str, value: float, label: str
+):
     runs = [
         _run(0, 99.15, 98.75, FOUR_LAYER),
-        _run(1, 97.0, 96.8, FOUR_LAYER, ordered_below=0.0),  # recorded as off: the same series
-        _run(0, 99.3, 98.0, FOUR_LAYER, ordered_below=0.3),
-        _run(1, 96.0, 96.2, FOUR_LAYER, ordered_below=0.3),
+        _run(1, 97.0, 96.8, FOUR_LAYER, **{option: 0.0}),  # recorded as off: the same series
+        _run(0, 99.3, 98.0, FOUR_LAYER, **{option: value}),
+        _run(1, 96.0, 96.2, FOUR_LAYER, **{option: value}),
     ]
     assert bench._series(runs[0]) == bench._series(runs[1]) != bench._series(runs[2])
     row = _row(bench.table(runs), "dyck2 (count-only, beyond the grid)")
-    assert row[2] == "gumbel_soft, patience 40, ordered matching below τ 0.3"
+    assert row[2] == f"gumbel_soft, patience 40, {label}"
     assert (row[4], row[5], row[6]) == ("2", "99.30 / 98.00", "97.10 ± 1.27")
-
-
-def test_identity_prior_runs_form_their_own_series(bench: ModuleType):
-    runs = [
-        _run(0, 99.15, 98.75, FOUR_LAYER),
-        _run(1, 97.0, 96.8, FOUR_LAYER, identity_prior=0.0),  # recorded as off: the same series
-        _run(0, 99.2, 98.5, FOUR_LAYER, identity_prior=1.0),
-        _run(1, 98.5, 98.4, FOUR_LAYER, identity_prior=1.0),
-    ]
-    assert bench._series(runs[0]) == bench._series(runs[1]) != bench._series(runs[2])
-    row = _row(bench.table(runs), "dyck2 (count-only, beyond the grid)")
-    assert row[2] == "gumbel_soft, patience 40, identity prior 1"
-    assert (row[4], row[5]) == ("2", "99.20 / 98.50")
 
 
 def test_a_task_never_run_says_so(bench: ModuleType):
