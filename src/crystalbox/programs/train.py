@@ -91,7 +91,8 @@ class TrainConfig:
     # logits, so attention_temperature does not apply to them); 0: never
     ordered_below: float = 0.0
     # added to the diagonal of every predicate's initial logits: a prior towards equality
-    # predicates (ProgramTransformer.bias_predicates_to_identity); 0: the paper's random rows
+    # predicates (ProgramTransformer.bias_predicates_to_identity); 0: the paper's random rows;
+    # a start model's weights replace it
     identity_prior: float = 0.0
 
     def __post_init__(self) -> None:
