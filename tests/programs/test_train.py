@@ -466,7 +466,7 @@ def test_cli_train_records_ordered_matching_and_refuses_a_negative_temperature(
     assert not (tmp_path / "bad").exists()
 
 
-def test_the_identity_prior_raises_only_the_predicates_diagonals(tmp_path: Path, capsys):
+def test_the_identity_prior_raises_only_the_predicates_diagonals(tmp_path: Path):
     config = default_program_config(make_task("hist"))
     torch.manual_seed(0)
     plain = ProgramTransformer(config)
@@ -481,8 +481,9 @@ def test_the_identity_prior_raises_only_the_predicates_diagonals(tmp_path: Path,
     with pytest.raises(ValueError, match="beta must be non-negative"):
         biased.bias_predicates_to_identity(-1.0)
     # training starts from it (a vanishing learning rate keeps the initial weights)
-    still = TrainConfig(epochs=1, n_train=64, n_val=16, n_test=16, lr=1e-12, progress=False)
-    still = dataclasses.replace(still, identity_prior=2.0)
+    still = TrainConfig(
+        epochs=1, n_train=64, n_val=16, n_test=16, lr=1e-12, progress=False, identity_prior=2.0
+    )
     trained = train_program(make_task("hist"), config, still).model
     for name, value in biased.state_dict().items():
         assert torch.allclose(trained.state_dict()[name], value, atol=1e-8), name

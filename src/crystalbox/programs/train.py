@@ -134,7 +134,10 @@ class TrainConfig:
                 f"tau_start ({self.tau_start}); swap them (equal values keep it constant)"
             )
         if not self.identity_prior >= 0:
-            problems.append(f"identity_prior must be non-negative, got {self.identity_prior}")
+            problems.append(
+                f"identity_prior must be non-negative (0 turns the prior off), got "
+                f"{self.identity_prior}"
+            )
         if not self.ordered_below >= 0:
             problems.append(f"ordered_below must be non-negative, got {self.ordered_below}")
         if not self.attention_temperature > 0:
